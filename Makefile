@@ -1,0 +1,92 @@
+# Bookstore Operator: every developer and user entry point. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+TOOLS  := .tools/bin
+HELM   ?= $(shell command -v helm 2>/dev/null || echo $(CURDIR)/$(TOOLS)/helm)
+export HELM
+
+CHART := charts/bookstore-operator
+
+.PHONY: help
+help: ## List every target
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip setuptools wheel
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+.PHONY: install
+install: $(BIN)/.installed ## Create .venv and install the project with its test extras
+
+$(HELM):
+	hack/install-helm.sh $(TOOLS)
+
+.PHONY: helm
+helm: $(HELM) ## Install Helm into .tools/bin when it is not on PATH
+
+.PHONY: lint
+lint: install ## Lint and check formatting (ruff) and module boundaries (import-linter)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+
+.PHONY: format
+format: install ## Format the code and apply safe lint fixes
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+.PHONY: typecheck
+typecheck: install ## Type-check our packages (mypy --strict)
+	$(BIN)/mypy
+
+.PHONY: test
+test: install helm lint typecheck ## Lint, type-check and run every test but e2e (what CI runs)
+	$(BIN)/pytest tests --ignore=tests/e2e
+	$(MAKE) scan
+
+.PHONY: test-fast
+test-fast: install ## Run the unit tests only (no database, no emulator, no helm)
+	$(BIN)/pytest tests/operator/unit
+
+.PHONY: scan
+scan: install helm ## Security-scan the rendered chart and every manifest the operator builds (checkov)
+	hack/scan.sh
+
+.PHONY: crds
+crds: ## Copy crds/ into the chart (the chart's copy must stay byte-identical)
+	mkdir -p $(CHART)/crds
+	cp crds/*.yaml $(CHART)/crds/
+
+.PHONY: dev
+dev: install ## Run catalog and orders locally on SQLite with sample books (no Docker, no PostgreSQL)
+	$(BIN)/python hack/dev.py
+
+.PHONY: bench
+bench: install ## Benchmark the services on PostgreSQL next to a bare-endpoint ceiling
+	$(BIN)/python hack/bench.py
+
+.PHONY: image
+image: ## Build the container image (needs Docker)
+	docker build -t $${IMAGE:-bookstore:dev} .
+
+.PHONY: demo
+demo: helm ## On a machine with Docker + kind + kubectl: cluster, image, chart, a bookstore and an order
+	hack/demo.sh up
+
+.PHONY: demo-down
+demo-down: ## Remove everything `make demo` created
+	hack/demo.sh down
+
+.PHONY: e2e
+e2e: install helm ## End-to-end tests against the current kubeconfig (skips, saying why, without a cluster)
+	$(BIN)/pytest tests/e2e -v
+
+.PHONY: clean
+clean: ## Remove the virtualenvs, tools and caches
+	rm -rf $(VENV) .venv-scan .tools .pytest_cache .mypy_cache .ruff_cache .hypothesis .dev

@@ -1,0 +1,171 @@
+"""The Bookstore resource as typed, immutable Python objects, parsed once per event.
+
+Field names follow the CRD (camelCase in YAML, snake_case here). Defaults repeat the
+CRD's so that an object the API server has not defaulted (an emulator, a unit test)
+still parses to the same desired state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic.alias_generators import to_camel
+
+from bookstore_operator.settings import OperatorSettings
+
+API_GROUP = "bookstore.dev"
+API_VERSION = "v1alpha1"
+KIND = "Bookstore"
+PLURAL = "bookstores"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, frozen=True, extra="ignore"
+    )
+
+
+class Autoscaling(_Model):
+    enabled: bool = True
+    min_replicas: int = 2
+    max_replicas: int = 5
+    target_cpu_utilization_percentage: int | None = Field(
+        70, alias="targetCPUUtilizationPercentage"
+    )
+    target_memory_utilization_percentage: int | None = 80
+
+
+class Component(_Model):
+    """A service (catalog or orders): replicas or autoscaling, and resources."""
+
+    replicas: int = 2
+    autoscaling: Autoscaling = Autoscaling()
+    resources: dict[str, Any] = Field(default_factory=dict)
+
+
+ORDERS_DEFAULT_MAX_REPLICAS = 10
+
+
+class ExternalDatabase(_Model):
+    secret_name: str = ""
+
+
+class ExternalDatabaseFacts(_Model):
+    """Non-secret facts read from the external database Secret by the reconciler.
+
+    The Secret must hold host, port, username and password (referenced from the pods,
+    never copied); `database` (default "postgres") and `sslmode` (default "prefer") are
+    optional and, not being secret, are written into the pod spec as plain values.
+    """
+
+    database: str = "postgres"
+    sslmode: str = "prefer"
+
+
+class Database(_Model):
+    storage: str = "5Gi"
+    storage_class_name: str = ""
+    image: str = "postgres:16"
+    resources: dict[str, Any] = Field(default_factory=dict)
+    deletion_policy: Literal["Retain", "Delete"] = "Retain"
+    external: ExternalDatabase | None = None
+
+    @property
+    def is_external(self) -> bool:
+        return self.external is not None and bool(self.external.secret_name)
+
+
+class Auth(_Model):
+    api_key_secret_name: str = ""
+
+
+class NetworkPolicySpec(_Model):
+    enabled: bool = True
+    allow_from: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class Ingress(_Model):
+    enabled: bool = False
+    class_name: str = ""
+    host: str = ""
+    tls_secret_name: str = ""
+
+
+class BookstoreSpec(_Model):
+    version: str = ""
+    image: str = ""
+    catalog: Component = Component()
+    orders: Component = Component(autoscaling=Autoscaling(max_replicas=ORDERS_DEFAULT_MAX_REPLICAS))
+    database: Database = Database()
+    auth: Auth = Auth()
+    network_policy: NetworkPolicySpec = NetworkPolicySpec()
+    ingress: Ingress = Ingress()
+    sample_data: bool = False
+    paused: bool = False
+
+    @field_validator("orders", mode="before")
+    @classmethod
+    def _orders_max_replicas_default(cls, value: Any) -> Any:
+        """Orders scales further than catalog by default (CRD default maxReplicas: 10)."""
+        if isinstance(value, Mapping):
+            autoscaling = dict(value.get("autoscaling") or {})
+            autoscaling.setdefault("maxReplicas", ORDERS_DEFAULT_MAX_REPLICAS)
+            value = {**value, "autoscaling": autoscaling}
+        return value
+
+
+class Bookstore(_Model):
+    """One Bookstore: identity, spec, and what the spec resolves to with operator defaults."""
+
+    name: str
+    namespace: str
+    uid: str
+    generation: int = 1
+    spec: BookstoreSpec = BookstoreSpec()
+    # Resolved with OperatorSettings at parse time, so builders need nothing else.
+    version: str
+    image: str
+    image_pull_policy: str = "IfNotPresent"
+    cluster_domain: str = "cluster.local"
+    # Filled in by the reconciler after it has read and checked the external Secret.
+    external_database: ExternalDatabaseFacts | None = None
+
+    @classmethod
+    def parse(cls, body: Mapping[str, Any], settings: OperatorSettings) -> Bookstore:
+        """Parse a Bookstore object as the API server returns it."""
+        meta = body.get("metadata", {})
+        spec = BookstoreSpec.model_validate(body.get("spec") or {})
+        version = spec.version or settings.default_version
+        repository = spec.image or settings.image_repository
+        return cls(
+            name=meta["name"],
+            namespace=meta["namespace"],
+            uid=meta["uid"],
+            generation=meta.get("generation", 1),
+            spec=spec,
+            version=version,
+            image=f"{repository}:{version}",
+            image_pull_policy=settings.image_pull_policy,
+            cluster_domain=settings.cluster_domain,
+        )
+
+    def child_name(self, suffix: str = "") -> str:
+        """`<name>-<suffix>`, the naming rule of every child (DESIGN.md)."""
+        return f"{self.name}-{suffix}" if suffix else self.name
+
+    @property
+    def api_key_secret_name(self) -> str:
+        return self.spec.auth.api_key_secret_name or self.child_name("api-key")
+
+    @property
+    def owner_reference(self) -> dict[str, Any]:
+        return {
+            "apiVersion": f"{API_GROUP}/{API_VERSION}",
+            "kind": KIND,
+            "name": self.name,
+            "uid": self.uid,
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }

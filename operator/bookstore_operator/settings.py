@@ -1,0 +1,25 @@
+"""Operator configuration, read once from the environment (prefix ``BOOKSTORE_``)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from bookstore_operator import __version__
+
+
+class OperatorSettings(BaseSettings):
+    """What the operator needs to know that is not in a Bookstore's spec."""
+
+    model_config = SettingsConfigDict(env_prefix="BOOKSTORE_", frozen=True)
+
+    image_repository: str = Field(
+        "ghcr.io/bookstore-operator/bookstore",
+        description="Services image used when a Bookstore sets no spec.image.",
+    )
+    default_version: str = Field(
+        __version__, description="Services image tag used when a Bookstore sets no spec.version."
+    )
+    image_pull_policy: str = Field("IfNotPresent", description="imagePullPolicy of every child.")
+    cluster_domain: str = Field("cluster.local", description="Used only in reported endpoints.")
+    resync_seconds: float = Field(300.0, gt=0, description="Period of the drift-repair timer.")
