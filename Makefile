@@ -63,6 +63,10 @@ crds: ## Copy crds/ into the chart (the chart's copy must stay byte-identical)
 	mkdir -p $(CHART)/crds
 	cp crds/*.yaml $(CHART)/crds/
 
+.PHONY: docs
+docs: install ## Regenerate the README's reference blocks from the CRD
+	$(BIN)/python hack/docs.py
+
 .PHONY: dev
 dev: install ## Run catalog and orders locally on SQLite with sample books (no Docker, no PostgreSQL)
 	$(BIN)/python hack/dev.py

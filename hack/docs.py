@@ -1,0 +1,232 @@
+"""Render the README's generated blocks from the CRD, so the docs cannot drift from the API.
+
+`python hack/docs.py` rewrites the blocks in README.md; `python hack/docs.py --check` fails
+when they are stale (tests/docs runs the same check). Blocks:
+
+- `kubectl-get`: what `kubectl get bookstores`, `kubectl describe bookstore` and
+  `kubectl explain bookstore.spec` print, rendered from the CRD's printer columns, its status
+  schema (for a realistic status object, validated against it) and its field descriptions;
+- `spec-reference`: every spec field with its type, default and description.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import textwrap
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+CRD_PATH = ROOT / "crds" / "bookstore.dev_bookstores.yaml"
+README_PATH = ROOT / "README.md"
+
+# A realistic Bookstore as the API server would hold it after the operator reported Ready.
+SAMPLE_STATUS: dict[str, Any] = {
+    "phase": "Ready",
+    "observedGeneration": 2,
+    "version": "0.1.0",
+    "conditions": [
+        {
+            "type": t,
+            "status": "True" if t != "Progressing" else "False",
+            "reason": r,
+            "message": m,
+            "lastTransitionTime": "2026-11-21T06:02:11Z",
+            "observedGeneration": 2,
+        }
+        for t, r, m in [
+            ("Ready", "AllComponentsReady", "catalog, orders and the database serve generation 2"),
+            ("DatabaseReady", "StatefulSetReady", "downtown-postgres: 1/1 ready"),
+            ("CatalogReady", "DeploymentAvailable", "downtown-catalog: 2/2 ready"),
+            ("OrdersReady", "DeploymentAvailable", "downtown-orders: 2/2 ready"),
+            ("Progressing", "RolloutComplete", "every component runs generation 2"),
+        ]
+    ],
+    "catalog": {"replicas": 2, "readyReplicas": 2, "ready": "2/2"},
+    "orders": {"replicas": 2, "readyReplicas": 2, "ready": "2/2"},
+    "endpoints": {
+        "catalog": "http://downtown-catalog.shops.svc:8000",
+        "orders": "http://downtown-orders.shops.svc:8000",
+    },
+}
+SAMPLE_EVENTS = [
+    ("Normal", "Created", "Created Secret downtown-db"),
+    ("Normal", "Created", "Created StatefulSet downtown-postgres"),
+    ("Normal", "Created", "Created Deployment downtown-catalog"),
+    ("Normal", "Created", "Created Deployment downtown-orders"),
+    ("Normal", "Ready", "Bookstore downtown is ready at generation 2"),
+]
+
+
+def load_crd(path: Path = CRD_PATH) -> dict[str, Any]:
+    """Load the Bookstore CRD (the single source of the API)."""
+    crd: dict[str, Any] = yaml.safe_load(path.read_text())
+    return crd
+
+
+def served_version(crd: Mapping[str, Any]) -> dict[str, Any]:
+    """The storage version's entry of `spec.versions`."""
+    return next(v for v in crd["spec"]["versions"] if v.get("storage"))
+
+
+def schema_of(crd: Mapping[str, Any]) -> dict[str, Any]:
+    """The storage version's openAPIV3Schema."""
+    schema: dict[str, Any] = served_version(crd)["schema"]["openAPIV3Schema"]
+    return schema
+
+
+def jsonpath(obj: Any, path: str) -> str:
+    """Evaluate the kubectl JSONPath subset printer columns use (`.a.b`, `[?(@.k=="v")]`)."""
+    current: list[Any] = [obj]
+    for step in re.findall(r"\.[A-Za-z0-9_]+|\[\?\(@\.\w+==\"[^\"]*\"\)\]", path):
+        if step.startswith("."):
+            key = step[1:]
+            current = [c[key] for c in current if isinstance(c, Mapping) and key in c]
+        else:
+            key, value = re.findall(r"@\.(\w+)==\"([^\"]*)\"", step)[0]
+            current = [i for c in current if isinstance(c, list) for i in c if i.get(key) == value]
+    return " ".join(str(c) for c in current)
+
+
+def render_get(crd: Mapping[str, Any]) -> str:
+    """`kubectl get bookstores` for the sample object, columns from the CRD."""
+    sample = {"metadata": {"name": "downtown"}, "status": SAMPLE_STATUS}
+    columns = served_version(crd).get("additionalPrinterColumns", [])
+    header = ["NAME"] + [c["name"].upper() for c in columns]
+    row = ["downtown"]
+    for column in columns:
+        row.append("12m" if column["jsonPath"] == ".metadata.creationTimestamp" else
+                   jsonpath(sample, column["jsonPath"]) or "<none>")
+    widths = [max(len(h), len(r)) + 3 for h, r in zip(header, row, strict=True)]
+    lines = ["".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
+             for cells in (header, row)]
+    return "\n".join(lines)
+
+
+def _title(key: str) -> str:
+    """`lastTransitionTime` -> `Last Transition Time`, as kubectl describe prints keys."""
+    return re.sub(r"(?<=[a-z])(?=[A-Z])", " ", key[:1].upper() + key[1:])
+
+
+def _describe_lines(value: Any, indent: int) -> Iterator[str]:
+    pad = "  " * indent
+    if isinstance(value, Mapping):
+        width = max(len(_title(k)) for k in value) + 2
+        for key, item in value.items():
+            if isinstance(item, Mapping | list):
+                yield f"{pad}{_title(key)}:"
+                yield from _describe_lines(item, indent + 1)
+            else:
+                yield f"{pad}{(_title(key) + ':').ljust(width)}{item}"
+    else:
+        for item in value:
+            lines = list(_describe_lines(item, indent + 1))
+            yield from lines
+
+
+def render_describe() -> str:
+    """The Status and Events part of `kubectl describe bookstore downtown`."""
+    lines = ["Name:         downtown", "Namespace:    shops", "API Version:  bookstore.dev/v1alpha1",
+             "Kind:         Bookstore", "...", "Status:"]
+    lines += list(_describe_lines(SAMPLE_STATUS, 1))
+    lines.append("Events:")
+    lines.append("  Type    Reason   Age   From                Message")
+    lines.append("  ----    ------   ----  ----                -------")
+    for kind, reason, message in SAMPLE_EVENTS:
+        lines.append(f"  {kind:<8}{reason:<9}12m   bookstore-operator  {message}")
+    return "\n".join(lines)
+
+
+def _type_name(node: Mapping[str, Any]) -> str:
+    if node.get("x-kubernetes-int-or-string"):
+        return "IntOrString"
+    kind = node.get("type", "Object")
+    if kind == "array":
+        return f"[]{_type_name(node.get('items', {}))}"
+    return {"object": "Object", "string": "string", "integer": "integer", "boolean": "boolean",
+            "number": "number"}.get(kind, kind)
+
+
+def render_explain(crd: Mapping[str, Any], field: str = "spec") -> str:
+    """`kubectl explain bookstore.spec` rendered from the CRD's descriptions."""
+    node = schema_of(crd)["properties"][field]
+    wrap = textwrap.TextWrapper(width=76, initial_indent="    ", subsequent_indent="    ")
+    fields_wrap = textwrap.TextWrapper(width=78, initial_indent="    ", subsequent_indent="    ")
+    lines = [f"GROUP:      {crd['spec']['group']}", f"KIND:       {crd['spec']['names']['kind']}",
+             f"VERSION:    {served_version(crd)['name']}", "",
+             f"FIELD: {field} <{_type_name(node)}>", "", "DESCRIPTION:"]
+    lines += wrap.wrap(node.get("description", "<empty>")) + ["", "FIELDS:"]
+    for name, child in node.get("properties", {}).items():
+        lines.append(f"  {name}\t<{_type_name(child)}>")
+        lines += fields_wrap.wrap(child.get("description", "<no description>"))
+        lines.append("")
+    return "\n".join(lines).rstrip()
+
+
+def _walk(node: Mapping[str, Any], path: str) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    yield path, node
+    if node.get("type") == "array" and node.get("items", {}).get("type") == "object":
+        node = node["items"]
+        path += "[]"
+    for name, child in node.get("properties", {}).items():
+        yield from _walk(child, f"{path}.{name}")
+
+
+def render_reference(crd: Mapping[str, Any]) -> str:
+    """A table of every spec field: path, type, default, description."""
+    rows = ["| field | type | default | description |", "| --- | --- | --- | --- |"]
+    for path, node in _walk(schema_of(crd)["properties"]["spec"], "spec"):
+        if path == "spec" or ".allowFrom[]." in path or ".resources." in path:
+            continue  # standard Kubernetes types: described at their parent
+        default = node.get("default")
+        shown = "" if default is None else f"`{yaml.safe_dump(default, default_flow_style=True).strip()}`"
+        description = " ".join(node.get("description", "").split()).replace("|", "\\|")
+        rows.append(f"| `{path}` | {_type_name(node)} | {shown} | {description} |")
+    return "\n".join(rows)
+
+
+def render_blocks(crd: Mapping[str, Any]) -> dict[str, str]:
+    """Every generated README block, by name."""
+    usage = "\n".join([
+        "```console", "$ kubectl get bookstores", render_get(crd), "```", "",
+        "```console", "$ kubectl describe bookstore downtown", render_describe(), "```", "",
+        "```console", "$ kubectl explain bookstore.spec", render_explain(crd), "```",
+    ])
+    return {"kubectl-get": usage, "spec-reference": render_reference(crd)}
+
+
+def apply_blocks(text: str, blocks: Mapping[str, str]) -> str:
+    """Replace the content between each block's BEGIN/END GENERATED markers."""
+    for name, body in blocks.items():
+        pattern = re.compile(
+            rf"(<!-- BEGIN GENERATED: {name} -->\n).*?(<!-- END GENERATED: {name} -->)", re.S
+        )
+        if not pattern.search(text):
+            raise ValueError(f"README.md has no GENERATED block named {name!r}")
+        text = pattern.sub(lambda m, b=body: f"{m.group(1)}{b}\n{m.group(2)}", text)
+    return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Rewrite the README's generated blocks, or with --check fail when they are stale."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="fail if README.md is stale")
+    args = parser.parse_args(argv)
+    current = README_PATH.read_text()
+    wanted = apply_blocks(current, render_blocks(load_crd()))
+    if args.check:
+        if wanted != current:
+            print("README.md is stale: run `make docs`", file=sys.stderr)
+            return 1
+        return 0
+    README_PATH.write_text(wanted)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
