@@ -1,0 +1,78 @@
+"""The command line both services share: `serve` (default) and `migrate`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TypeVar
+
+import uvicorn
+
+from bookstore_common.logs import configure_logging, logging_config
+from bookstore_common.metrics import MULTIPROC_ENV
+from bookstore_common.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+
+S = TypeVar("S", bound=ServiceSettings)
+
+
+def _prepare_multiprocess_metrics(name: str) -> None:
+    """Give the workers one empty directory under /tmp to share their metric samples."""
+    existing = os.environ.get(MULTIPROC_ENV)
+    if existing:
+        directory = Path(existing)
+        directory.mkdir(parents=True, exist_ok=True)
+        for stale in directory.glob("*.db"):
+            stale.unlink()
+        return
+    os.environ[MULTIPROC_ENV] = tempfile.mkdtemp(prefix=f"{name}-metrics-")
+
+
+def run_cli(
+    name: str,
+    *,
+    settings_factory: Callable[[], S],
+    app_factory: str,
+    migrate: Callable[[S], None],
+    argv: Sequence[str] | None = None,
+) -> int:
+    """Parse argv and run `serve` (migrate, then uvicorn) or `migrate` (then exit 0).
+
+    `app_factory` is an import string ("pkg.app:create_app_from_env") that each uvicorn
+    worker calls to build its app; `migrate(settings)` must be idempotent and safe to run
+    from many processes at once (see `bookstore_common.migrations.run_migrations`).
+    """
+    parser = argparse.ArgumentParser(prog=f"bookstore-{name}")
+    parser.add_argument("command", nargs="?", default="serve", choices=("serve", "migrate"))
+    args = parser.parse_args(argv)
+    settings = settings_factory()
+    configure_logging(settings.log_level)
+    migrate(settings)
+    if args.command == "migrate":
+        log.info("schema is up to date", extra={"service": name})
+        return 0
+    if settings.workers > 1:
+        _prepare_multiprocess_metrics(name)
+    log.info(
+        "serving",
+        extra={"service": name, "port": settings.port, "workers": settings.workers},
+    )
+    uvicorn.run(
+        app_factory,
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        server_header=False,
+        log_config=logging_config(settings.log_level),
+        log_level=settings.log_level.lower(),
+    )
+    return 0

@@ -1,0 +1,159 @@
+"""RFC 9457 problem details: domain errors and the handlers that render them."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from http import HTTPStatus
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+_TYPE_BASE = "https://bookstore.dev/problems/"
+
+log = logging.getLogger(__name__)
+
+
+def problem_body(
+    status: int, detail: str, *, title: str | None = None, type_: str | None = None
+) -> dict[str, Any]:
+    """Build the `{"type","title","status","detail"}` dict for an HTTP status."""
+    phrase = HTTPStatus(status).phrase
+    slug = phrase.lower().replace(" ", "-").replace("'", "")
+    return {
+        "type": type_ or _TYPE_BASE + slug,
+        "title": title or phrase,
+        "status": status,
+        "detail": detail,
+    }
+
+
+class ProblemResponse(Response):
+    """An `application/problem+json` response rendered with orjson."""
+
+    media_type = PROBLEM_CONTENT_TYPE
+
+    def render(self, content: Any) -> bytes:
+        """Serialize the problem dict."""
+        return orjson.dumps(content)
+
+
+def problem_response(
+    status: int,
+    detail: str,
+    *,
+    headers: Mapping[str, str] | None = None,
+    **extra: Any,
+) -> ProblemResponse:
+    """A ready problem+json response; `extra` members (e.g. `errors`) are added to the body."""
+    body = problem_body(status, detail) | extra
+    return ProblemResponse(body, status_code=status, headers=headers)
+
+
+class DomainError(Exception):
+    """An error a service raises on purpose; rendered as a problem with `status`."""
+
+    status: int = 400
+
+    def __init__(self, detail: str, *, headers: dict[str, str] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.headers = headers
+
+    def to_response(self) -> ProblemResponse:
+        """Render this error as problem+json."""
+        return problem_response(self.status, self.detail, headers=self.headers)
+
+
+class BadRequestError(DomainError):
+    """The request is well-formed JSON but cannot be acted on (400)."""
+
+    status = 400
+
+
+class UnauthorizedError(DomainError):
+    """The write needs a valid X-API-Key (401)."""
+
+    status = 401
+
+
+class NotFoundError(DomainError):
+    """The named resource does not exist (404)."""
+
+    status = 404
+
+
+class ConflictError(DomainError):
+    """The request conflicts with the current state, e.g. a duplicate or no stock (409)."""
+
+    status = 409
+
+
+class UnprocessableError(DomainError):
+    """A semantically invalid request not caught by schema validation (422)."""
+
+    status = 422
+
+
+class UnavailableError(DomainError):
+    """A dependency is down; the client should retry after `retry_after` seconds (503)."""
+
+    status = 503
+
+    def __init__(self, detail: str, *, retry_after: int = 5) -> None:
+        super().__init__(detail, headers={"Retry-After": str(retry_after)})
+        self.retry_after = retry_after
+
+
+class BadGatewayError(DomainError):
+    """A dependency answered with something unusable (502)."""
+
+    status = 502
+
+
+def _loc(loc: Sequence[Any]) -> list[str | int]:
+    """Field location as JSON-friendly parts, e.g. ["body", "isbn"]."""
+    return [part if isinstance(part, int) else str(part) for part in loc]
+
+
+def validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+    """List each invalid field as `{"loc", "msg", "type"}` (no echo of the input value)."""
+    return [
+        {"loc": _loc(error.get("loc", ())), "msg": error.get("msg", ""), "type": error.get("type")}
+        for error in exc.errors()
+    ]
+
+
+async def _domain_error_handler(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, DomainError)
+    return exc.to_response()
+
+
+async def _validation_error_handler(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    errors = validation_errors(exc)
+    fields = ", ".join(".".join(str(p) for p in e["loc"]) for e in errors)
+    return problem_response(422, f"Invalid request: {fields}", errors=errors)
+
+
+async def _http_exception_handler(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
+    if exc.status_code == 404 and detail == "Not Found":
+        detail = "No such resource"
+    return problem_response(exc.status_code, detail, headers=exc.headers)
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    """Render domain errors, validation errors and routing 404/405 as problem+json.
+
+    Unhandled exceptions become a 500 problem in `RequestContextMiddleware`.
+    """
+    app.add_exception_handler(DomainError, _domain_error_handler)
+    app.add_exception_handler(RequestValidationError, _validation_error_handler)
+    app.add_exception_handler(StarletteHTTPException, _http_exception_handler)

@@ -1,0 +1,82 @@
+"""Environment configuration shared by both services (pydantic-settings)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import URL, make_url
+
+SslMode = Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
+SSL_MODES: frozenset[str] = frozenset(
+    ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+)
+
+
+class ServiceSettings(BaseSettings):
+    """Settings every service reads from its environment; services subclass it."""
+
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", frozen=True)
+
+    database_url: SecretStr | None = None
+    database_password: SecretStr | None = None
+    sqlite_path: Path = Path(".dev/service.db")
+    database_pool_size: int = Field(default=10, ge=1, le=200)
+    database_pool_timeout: float = Field(default=10.0, gt=0)
+    ready_timeout: float = Field(default=2.0, gt=0)
+    api_key: SecretStr | None = None
+    host: str = "0.0.0.0"  # noqa: S104 - a container must listen on every interface
+    port: int = Field(default=8000, ge=1, le=65535)
+    workers: int = Field(default=1, ge=1, le=64)
+    log_level: str = "info"
+    sample_data: bool = False
+
+    @property
+    def uses_sqlite(self) -> bool:
+        """Whether no DATABASE_URL is set and the embedded SQLite file is used (dev mode)."""
+        return self.database_url is None
+
+    def _postgres_url(self) -> tuple[URL, str | None]:
+        """Parse DATABASE_URL, apply DATABASE_PASSWORD, and split off `sslmode`."""
+        assert self.database_url is not None
+        url = make_url(self.database_url.get_secret_value())
+        if url.get_backend_name() not in ("postgresql", "postgres"):
+            raise ValueError("DATABASE_URL must be a postgresql:// URL")
+        if self.database_password is not None:
+            url = url.set(password=self.database_password.get_secret_value())
+        query = dict(url.query)
+        sslmode = query.pop("sslmode", None)
+        if isinstance(sslmode, tuple):
+            sslmode = sslmode[-1]
+        if sslmode is not None and sslmode not in SSL_MODES:
+            raise ValueError(f"DATABASE_URL sslmode must be one of {sorted(SSL_MODES)}")
+        return url.set(query=query), sslmode
+
+    def async_engine_args(self) -> tuple[URL, dict[str, Any]]:
+        """Return the async driver URL (asyncpg or aiosqlite) and its `connect_args`."""
+        if self.database_url is None:
+            return URL.create("sqlite+aiosqlite", database=str(self.sqlite_path)), {}
+        url, sslmode = self._postgres_url()
+        connect_args: dict[str, Any] = {}
+        if sslmode is not None:
+            connect_args["ssl"] = sslmode  # asyncpg takes libpq's sslmode names as `ssl`
+        return url.set(drivername="postgresql+asyncpg"), connect_args
+
+    def sync_engine_args(self) -> tuple[URL, dict[str, Any]]:
+        """Return the sync driver URL (psycopg or sqlite) used by migrations."""
+        if self.database_url is None:
+            return URL.create("sqlite", database=str(self.sqlite_path)), {}
+        url, sslmode = self._postgres_url()
+        connect_args: dict[str, Any] = {}
+        if sslmode is not None:
+            connect_args["sslmode"] = sslmode
+        return url.set(drivername="postgresql+psycopg"), connect_args
+
+    def safe_database_description(self) -> str:
+        """Describe the database for logs without the password."""
+        if self.database_url is None:
+            return f"sqlite:{self.sqlite_path}"
+        url, _ = self._postgres_url()
+        return url.render_as_string(hide_password=True)
