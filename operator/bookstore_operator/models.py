@@ -57,11 +57,13 @@ class ExternalDatabaseFacts(_Model):
 
     The Secret must hold host, port, username and password (referenced from the pods,
     never copied); `database` (default "postgres") and `sslmode` (default "prefer") are
-    optional and, not being secret, are written into the pod spec as plain values.
+    optional and, not being secret, are written into the pod spec as plain values. `port`
+    is also read, as the NetworkPolicy must name it to let the services reach the server.
     """
 
     database: str = "postgres"
     sslmode: str = "prefer"
+    port: str = Field("5432", pattern=r"^[0-9]{1,5}$")
 
 
 class Database(_Model):

@@ -1,0 +1,37 @@
+"""Pure builders: a parsed Bookstore in, the manifests of its children out (no I/O)."""
+
+from bookstore_operator.builders.children import ChildKey, build_children
+from bookstore_operator.builders.common import (
+    API_KEY_SECRET_KEY,
+    CATALOG_PASSWORD_KEY,
+    DATABASE_SECRET_KEYS,
+    EXTERNAL_SECRET_KEYS,
+    ORDERS_PASSWORD_KEY,
+    POSTGRES_PASSWORD_KEY,
+    POSTGRES_PORT,
+    SERVICE_PORT,
+    SERVICES,
+    instance_labels,
+    labels,
+    selector_labels,
+)
+from bookstore_operator.builders.secrets import build_api_key_secret, build_database_secret
+
+__all__ = [
+    "API_KEY_SECRET_KEY",
+    "CATALOG_PASSWORD_KEY",
+    "DATABASE_SECRET_KEYS",
+    "EXTERNAL_SECRET_KEYS",
+    "ORDERS_PASSWORD_KEY",
+    "POSTGRES_PASSWORD_KEY",
+    "POSTGRES_PORT",
+    "SERVICES",
+    "SERVICE_PORT",
+    "ChildKey",
+    "build_api_key_secret",
+    "build_children",
+    "build_database_secret",
+    "instance_labels",
+    "labels",
+    "selector_labels",
+]
