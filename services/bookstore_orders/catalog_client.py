@@ -1,0 +1,249 @@
+"""HTTP client for catalog: timeouts, safe retries, a circuit breaker and a total deadline."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import random
+import time
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import httpx
+from bookstore_common.context import propagate_request_id
+
+from bookstore_orders.circuit_breaker import CircuitBreaker, CircuitOpenError
+from bookstore_orders.metrics import CATALOG_REQUEST_SECONDS
+
+
+class CatalogError(Exception):
+    """Base of every catalog failure the orders service handles."""
+
+
+class CatalogUnavailableError(CatalogError):
+    """Catalog cannot be reached (or is failing); the caller should retry later."""
+
+    def __init__(self, detail: str, retry_after: float) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.retry_after = max(1, math.ceil(retry_after))
+
+
+class BookNotFoundError(CatalogError):
+    """Catalog has no book with this id."""
+
+    def __init__(self, book_id: int) -> None:
+        super().__init__(f"book {book_id} does not exist")
+        self.book_id = book_id
+
+
+class InsufficientStockError(CatalogError):
+    """Catalog has fewer copies of the book than asked for."""
+
+    def __init__(self, book_id: int, quantity: int) -> None:
+        super().__init__(f"not enough copies of book {book_id} in stock for quantity {quantity}")
+        self.book_id = book_id
+        self.quantity = quantity
+
+
+class CatalogRejectedError(CatalogError):
+    """Catalog refused a request for a reason orders cannot fix (auth, validation)."""
+
+    def __init__(self, status_code: int, body: str) -> None:
+        super().__init__(f"catalog answered {status_code}: {body[:200]}")
+        self.status_code = status_code
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """Stock held at catalog for one order line, and the price catalog quoted for it."""
+
+    id: str
+    book_id: int
+    quantity: int
+    unit_price: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Bounded retries with full-jitter exponential backoff inside a total deadline."""
+
+    attempts: int = 3
+    base_delay: float = 0.05
+    max_delay: float = 0.5
+    deadline: float = 2.0
+
+    def backoff(self, attempt: int) -> float:
+        """The jittered pause before retry number `attempt` (1-based)."""
+        return random.uniform(0, min(self.max_delay, self.base_delay * 2 ** (attempt - 1)))
+
+
+# Errors raised before a request reached catalog: retrying them is always safe.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+
+def build_http_client(
+    base_url: str,
+    api_key: str,
+    connect_timeout: float = 0.5,
+    read_timeout: float = 2.0,
+    max_connections: int = 128,
+) -> httpx.AsyncClient:
+    """One pooled, keep-alive client per process, sized for 64+ concurrent orders."""
+    headers = {"X-API-Key": api_key} if api_key else {}
+    return httpx.AsyncClient(
+        base_url=base_url,
+        headers=headers,
+        event_hooks={"request": [propagate_request_id]},
+        timeout=httpx.Timeout(read_timeout, connect=connect_timeout, pool=connect_timeout),
+        # Expire idle connections before uvicorn's 5 s keep-alive does, so a reused
+        # connection is rarely closed under a request that must not be retried.
+        limits=httpx.Limits(
+            max_connections=max_connections,
+            max_keepalive_connections=max_connections,
+            keepalive_expiry=4.0,
+        ),
+    )
+
+
+class CatalogClient:
+    """Reserves and releases stock at catalog; every failure ends as a CatalogError."""
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        breaker: CircuitBreaker,
+        retry: RetryPolicy | None = None,
+        unavailable_retry_after: float = 1.0,
+    ) -> None:
+        self._http = http
+        self._breaker = breaker
+        self._retry = retry or RetryPolicy()
+        self._unavailable_retry_after = unavailable_retry_after
+
+    @property
+    def breaker(self) -> CircuitBreaker:
+        """The breaker guarding catalog calls (exposed for readiness and tests)."""
+        return self._breaker
+
+    async def reserve(self, book_id: int, quantity: int) -> Reservation:
+        """Take `quantity` copies of a book; retried only when the request was never sent."""
+        response = await self._call(
+            "reserve",
+            "POST",
+            f"/books/{book_id}/reservations",
+            json={"quantity": quantity},
+            idempotent=False,
+        )
+        if response.status_code == 201:
+            return await self._parse_or_release(response, book_id, quantity)
+        if response.status_code == 404:
+            raise BookNotFoundError(book_id)
+        if response.status_code == 409:
+            raise InsufficientStockError(book_id, quantity)
+        raise CatalogRejectedError(response.status_code, response.text)
+
+    async def release(self, reservation_id: str) -> None:
+        """Give a reservation's stock back; idempotent, so retried, and 404 means done."""
+        response = await self._call(
+            "release", "DELETE", f"/reservations/{reservation_id}", idempotent=True
+        )
+        if response.status_code not in (200, 204, 404):
+            raise CatalogRejectedError(response.status_code, response.text)
+
+    async def _parse_or_release(
+        self, response: httpx.Response, book_id: int, quantity: int
+    ) -> Reservation:
+        """Read a 201 body; a reservation we cannot use is given back, not leaked."""
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        try:
+            return _parse_reservation(body, book_id, quantity)
+        except CatalogRejectedError:
+            if isinstance(body, dict) and "id" in body:
+                with contextlib.suppress(CatalogError):
+                    await self.release(str(body["id"]))
+            raise
+
+    async def _call(
+        self,
+        operation: str,
+        method: str,
+        url: str,
+        *,
+        idempotent: bool,
+        json: dict[str, Any] | None = None,
+    ) -> httpx.Response:
+        """Send one logical request: breaker, per-attempt timeouts, retries, deadline."""
+        deadline = time.monotonic() + self._retry.deadline
+        last_error = "no attempt made"
+        for attempt in range(1, self._retry.attempts + 1):
+            try:
+                self._breaker.before_call()
+            except CircuitOpenError as exc:
+                raise CatalogUnavailableError(
+                    "catalog is unavailable (circuit open); retry later",
+                    exc.retry_after or self._unavailable_retry_after,
+                ) from exc
+            remaining = deadline - time.monotonic()
+            started = time.perf_counter()
+            try:
+                response = await self._http.request(
+                    method, url, json=json, timeout=_capped_timeout(self._http.timeout, remaining)
+                )
+            except httpx.TransportError as exc:
+                self._breaker.record_failure()
+                _observe(operation, "transport_error", started)
+                last_error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+                if not (idempotent or isinstance(exc, _NOT_SENT)):
+                    break
+            else:
+                if response.status_code < 500:
+                    self._breaker.record_success()
+                    _observe(operation, "ok" if response.is_success else "client_error", started)
+                    return response
+                self._breaker.record_failure()
+                _observe(operation, "server_error", started)
+                last_error = f"catalog answered {response.status_code}"
+                if not idempotent:
+                    break
+            pause = self._retry.backoff(attempt)
+            if attempt == self._retry.attempts or time.monotonic() + pause >= deadline:
+                break
+            await asyncio.sleep(pause)
+        raise CatalogUnavailableError(
+            f"catalog is unavailable ({last_error}); retry later", self._unavailable_retry_after
+        )
+
+
+def _capped_timeout(default: httpx.Timeout, remaining: float) -> httpx.Timeout:
+    """The client's timeouts, shortened so one attempt never outlives the deadline."""
+    cap = max(0.05, remaining)
+    return httpx.Timeout(
+        connect=min(default.connect or cap, cap),
+        read=min(default.read or cap, cap),
+        write=min(default.write or cap, cap),
+        pool=min(default.pool or cap, cap),
+    )
+
+
+def _observe(operation: str, outcome: str, started: float) -> None:
+    """Record one catalog attempt's latency."""
+    CATALOG_REQUEST_SECONDS.labels(operation, outcome).observe(time.perf_counter() - started)
+
+
+def _parse_reservation(body: Any, book_id: int, quantity: int) -> Reservation:
+    """Read catalog's 201 body; a reservation without a price cannot be ordered."""
+    try:
+        return Reservation(
+            id=str(body["id"]),
+            book_id=int(body.get("book_id", book_id)),
+            quantity=int(body.get("quantity", quantity)),
+            unit_price=Decimal(str(body["unit_price"])),
+        )
+    except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
+        raise CatalogRejectedError(201, f"unexpected reservation body: {body!r}") from exc

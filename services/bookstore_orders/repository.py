@@ -1,0 +1,115 @@
+"""Every SQL statement of the orders service."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import and_, delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bookstore_orders.models import IdempotencyKey, Order, OrderStatus, utcnow
+
+
+async def claim_idempotency_key(
+    session: AsyncSession, scope: str, key: str, request_hash: str
+) -> bool:
+    """Insert the key unless it exists (ON CONFLICT DO NOTHING); True when we now own it."""
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    statement = (
+        insert(IdempotencyKey)
+        .values(scope=scope, key=key, request_hash=request_hash, created_at=utcnow())
+        .on_conflict_do_nothing(index_elements=["scope", "key"])
+        .returning(IdempotencyKey.key)
+    )
+    return (await session.execute(statement)).first() is not None
+
+
+async def get_idempotency_key(session: AsyncSession, scope: str, key: str) -> IdempotencyKey | None:
+    """The stored claim or response for a key, if any."""
+    return await session.get(IdempotencyKey, (scope, key), populate_existing=True)
+
+
+async def take_over_stale_claim(
+    session: AsyncSession, scope: str, key: str, request_hash: str, claimed_before: datetime
+) -> bool:
+    """Re-claim a key whose first request never finished (its process died); True if won."""
+    statement = (
+        update(IdempotencyKey)
+        .where(
+            IdempotencyKey.scope == scope,
+            IdempotencyKey.key == key,
+            IdempotencyKey.response_status.is_(None),
+            IdempotencyKey.created_at < claimed_before,
+        )
+        .values(request_hash=request_hash, created_at=utcnow())
+    )
+    result = await session.execute(statement)
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def store_idempotent_response(
+    session: AsyncSession, scope: str, key: str, status: int, body: str
+) -> None:
+    """Record the response a key's retries will replay."""
+    await session.execute(
+        update(IdempotencyKey)
+        .where(IdempotencyKey.scope == scope, IdempotencyKey.key == key)
+        .values(response_status=status, response_body=body)
+    )
+
+
+async def release_idempotency_key(session: AsyncSession, scope: str, key: str) -> None:
+    """Forget an unfinished claim so a retry runs the request again."""
+    await session.execute(
+        delete(IdempotencyKey).where(
+            IdempotencyKey.scope == scope,
+            IdempotencyKey.key == key,
+            IdempotencyKey.response_status.is_(None),
+        )
+    )
+
+
+async def get_order(session: AsyncSession, order_id: int) -> Order | None:
+    """One order with its items."""
+    return await session.get(Order, order_id)
+
+
+async def list_orders(
+    session: AsyncSession,
+    *,
+    status: OrderStatus | None,
+    email: str | None,
+    limit: int,
+    offset: int,
+) -> tuple[Sequence[Order], int]:
+    """A page of orders, newest first (id breaks no ties: it is unique), and the total."""
+    conditions = []
+    if status is not None:
+        conditions.append(Order.status == status.value)
+    if email is not None:
+        conditions.append(Order.customer_email == email)
+    where = and_(True, *conditions)
+    total = await session.scalar(select(func.count()).select_from(Order).where(where))
+    page = await session.scalars(
+        select(Order).where(where).order_by(Order.id.desc()).limit(limit).offset(offset)
+    )
+    return page.all(), total or 0
+
+
+async def mark_cancelled(session: AsyncSession, order_id: int) -> bool:
+    """Flip a confirmed order to cancelled; False when it was not confirmed any more."""
+    result = await session.execute(
+        update(Order)
+        .where(Order.id == order_id, Order.status == OrderStatus.CONFIRMED.value)
+        .values(status=OrderStatus.CANCELLED.value, updated_at=utcnow())
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def add_order(session: AsyncSession, order: Order) -> Order:
+    """Insert an order and its items (two statements), assigning their ids."""
+    session.add(order)
+    await session.flush()
+    return order

@@ -1,0 +1,106 @@
+"""HTTP routes of the orders API: thin wrappers that validate and call the service."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from bookstore_common.db import SessionDep
+from bookstore_common.problems import PROBLEM_CONTENT_TYPE
+from bookstore_common.security import ApiKeyDep
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
+from pydantic import EmailStr
+from starlette.responses import Response
+
+from bookstore_orders.models import OrderStatus
+from bookstore_orders.schemas import OrderCreate, OrderPage, OrderRead
+from bookstore_orders.service import OrdersService
+
+
+def get_orders_service(request: Request) -> OrdersService:
+    """The process's OrdersService (built in the app lifespan)."""
+    service: OrdersService = request.app.state.orders_service
+    return service
+
+
+ServiceDep = Annotated[OrdersService, Depends(get_orders_service)]
+OrderId = Annotated[int, Path(ge=1, le=2**31 - 1, description="Order id.")]
+
+
+def _problem(description: str) -> dict[str, Any]:
+    """OpenAPI entry for a problem+json error response."""
+    return {"description": description, "content": {PROBLEM_CONTENT_TYPE: {}}}
+
+
+router = APIRouter(prefix="/orders", tags=["orders"])
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=OrderRead,
+    dependencies=[ApiKeyDep],
+    responses={
+        401: _problem("Missing or wrong X-API-Key"),
+        409: _problem("Not enough stock, or the Idempotency-Key is in use"),
+        422: _problem("Invalid order, unknown book, or a key reused for another order"),
+        502: _problem("Catalog refused the reservation"),
+        503: _problem("Catalog is unavailable; retry after Retry-After seconds"),
+    },
+)
+async def place_order(
+    order: OrderCreate,
+    service: ServiceDep,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            min_length=1,
+            max_length=255,
+            pattern=r"^[\x21-\x7e]+$",
+            description="Retries with the same key return the first answer, never a 2nd order.",
+        ),
+    ] = None,
+) -> Response:
+    """Reserve the books at catalog and confirm the order (201 + Location)."""
+    placed = await service.place_order(order, idempotency_key)
+    headers = {"Location": f"/orders/{placed.order_id}"} if placed.order_id else {}
+    if placed.replayed:
+        headers["Idempotent-Replayed"] = "true"
+    media_type = "application/json" if placed.status < 400 else PROBLEM_CONTENT_TYPE
+    return Response(placed.body, placed.status, headers=headers, media_type=media_type)
+
+
+@router.get("", response_model=OrderPage)
+async def list_orders(
+    service: ServiceDep,
+    session: SessionDep,
+    status: OrderStatus | None = None,
+    email: Annotated[EmailStr | None, Query(max_length=320)] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
+) -> OrderPage:
+    """Orders, newest first, optionally only one status or one customer's email."""
+    return await service.list_orders(
+        session, status=status, email=email, limit=limit, offset=offset
+    )
+
+
+@router.get("/{order_id}", response_model=OrderRead, responses={404: _problem("No such order")})
+async def get_order(order_id: OrderId, service: ServiceDep, session: SessionDep) -> OrderRead:
+    """One order."""
+    return await service.get_order(session, order_id)
+
+
+@router.post(
+    "/{order_id}/cancel",
+    response_model=OrderRead,
+    dependencies=[ApiKeyDep],
+    responses={
+        401: _problem("Missing or wrong X-API-Key"),
+        404: _problem("No such order"),
+        409: _problem("The order is already cancelled"),
+        503: _problem("Catalog is unavailable; the order stays confirmed, retry later"),
+    },
+)
+async def cancel_order(order_id: OrderId, service: ServiceDep) -> OrderRead:
+    """Cancel a confirmed order and give its stock back to catalog."""
+    return await service.cancel_order(order_id)

@@ -1,0 +1,334 @@
+"""Business rules of orders: the place-order saga, idempotent replays and cancellation.
+
+Placing an order reserves every line at catalog first, then writes the order, its lines
+and their reservation ids in one transaction. Any failure after a reservation was made
+releases every reservation already made, so no stock is held without an order and no
+order exists without its stock. The saga owns its transactions (it must know the order
+row is committed before it may keep the reservations), so it uses the sessionmaker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+
+import orjson
+from bookstore_common.problems import (
+    BadGatewayError,
+    ConflictError,
+    DomainError,
+    NotFoundError,
+    ProblemResponse,
+    UnavailableError,
+    UnprocessableError,
+    problem_response,
+)
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bookstore_orders import repository
+from bookstore_orders.catalog_client import (
+    BookNotFoundError,
+    CatalogClient,
+    CatalogError,
+    CatalogRejectedError,
+    CatalogUnavailableError,
+    InsufficientStockError,
+    Reservation,
+)
+from bookstore_orders.metrics import ORDERS_CANCELLED, ORDERS_PLACED, ORDERS_REJECTED
+from bookstore_orders.models import Order, OrderItem, OrderStatus, utcnow
+from bookstore_orders.schemas import OrderCreate, OrderItemCreate, OrderPage, OrderRead
+
+log = logging.getLogger(__name__)
+
+IDEMPOTENCY_SCOPE = "POST /orders"
+# Outcomes that will never change on a retry, so a retry with the same key replays them.
+_FINAL_ERROR_STATUSES = frozenset({404, 409, 422})
+_CLAIM_ATTEMPTS = 3
+
+
+@dataclass(frozen=True, slots=True)
+class PlacedOrder:
+    """The HTTP outcome of POST /orders, as first answered or replayed for its key."""
+
+    status: int
+    body: bytes
+    order_id: int | None = None
+    replayed: bool = False
+
+
+class UnknownBookError(UnprocessableError):
+    """An order names books catalog does not have; 422 naming each offending field."""
+
+    def __init__(self, lines: Sequence[tuple[int, int]]) -> None:
+        books = ", ".join(str(book_id) for _, book_id in lines)
+        super().__init__(f"No such book in the catalog: {books}.")
+        self.lines = lines
+
+    def to_response(self) -> ProblemResponse:
+        """Problem with an `errors` entry per unknown book_id, like schema validation."""
+        errors = [
+            {
+                "loc": ["body", "items", index, "book_id"],
+                "msg": f"book {book_id} does not exist",
+                "type": "unknown_book",
+            }
+            for index, book_id in self.lines
+        ]
+        return problem_response(self.status, self.detail, errors=errors)
+
+
+def request_fingerprint(order: OrderCreate) -> str:
+    """A digest of the validated request, to spot a key reused for a different order."""
+    return hashlib.sha256(order.model_dump_json().encode()).hexdigest()
+
+
+class OrdersService:
+    """Places, cancels and reads orders; raises domain errors rendered as problem+json."""
+
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        catalog: CatalogClient,
+        idempotency_lease: float = 60.0,
+    ) -> None:
+        self._sessionmaker = sessionmaker
+        self._catalog = catalog
+        self._lease = timedelta(seconds=idempotency_lease)
+
+    async def place_order(self, order: OrderCreate, idempotency_key: str | None) -> PlacedOrder:
+        """Place an order once per Idempotency-Key; a retry gets the first answer back."""
+        if idempotency_key is None:
+            return await self._place(order, None)
+        replay = await self._claim(idempotency_key, request_fingerprint(order))
+        if replay is not None:
+            return replay
+        try:
+            return await self._place(order, idempotency_key)
+        except DomainError as exc:
+            if exc.status in _FINAL_ERROR_STATUSES:
+                await asyncio.shield(self._remember(idempotency_key, exc.to_response()))
+            else:
+                await asyncio.shield(self._forget(idempotency_key))
+            raise
+        except BaseException:
+            await asyncio.shield(self._forget(idempotency_key))
+            raise
+
+    async def cancel_order(self, order_id: int) -> OrderRead:
+        """Release every reservation at catalog, then mark the order cancelled.
+
+        Releasing is idempotent at catalog, so when catalog fails midway the order stays
+        confirmed (503) and a retried cancel finishes the job without double-counting.
+        """
+        async with self._sessionmaker() as session:
+            order = await repository.get_order(session, order_id)
+        if order is None:
+            raise NotFoundError(f"Order {order_id} does not exist.")
+        if order.status != OrderStatus.CONFIRMED:
+            raise ConflictError(f"Order {order_id} is already {order.status}.")
+        results = await asyncio.gather(
+            *(self._catalog.release(item.reservation_id) for item in order.items),
+            return_exceptions=True,
+        )
+        failures = [result for result in results if isinstance(result, BaseException)]
+        if failures:
+            raise _cancel_failure(order_id, failures)
+        async with self._sessionmaker.begin() as session:
+            if not await repository.mark_cancelled(session, order_id):
+                raise ConflictError(f"Order {order_id} is already cancelled.")
+        ORDERS_CANCELLED.inc()
+        order.status = OrderStatus.CANCELLED.value
+        return OrderRead.model_validate(order)
+
+    async def get_order(self, session: AsyncSession, order_id: int) -> OrderRead:
+        """One order, or 404."""
+        order = await repository.get_order(session, order_id)
+        if order is None:
+            raise NotFoundError(f"Order {order_id} does not exist.")
+        return OrderRead.model_validate(order)
+
+    async def list_orders(
+        self,
+        session: AsyncSession,
+        *,
+        status: OrderStatus | None,
+        email: str | None,
+        limit: int,
+        offset: int,
+    ) -> OrderPage:
+        """A page of orders (newest first) with the total matching the filters."""
+        orders, total = await repository.list_orders(
+            session, status=status, email=email, limit=limit, offset=offset
+        )
+        items = [OrderRead.model_validate(order) for order in orders]
+        return OrderPage(items=items, total=total, limit=limit, offset=offset)
+
+    async def _place(self, order: OrderCreate, idempotency_key: str | None) -> PlacedOrder:
+        """The saga: reserve every line, then write the order in one transaction."""
+        reservations = await self._reserve_all(order.items)
+        try:
+            async with self._sessionmaker.begin() as session:
+                row = await repository.add_order(session, _new_order(order, reservations))
+                body = OrderRead.model_validate(row).model_dump_json().encode()
+                if idempotency_key is not None:
+                    await repository.store_idempotent_response(
+                        session, IDEMPOTENCY_SCOPE, idempotency_key, 201, body.decode()
+                    )
+        except BaseException:
+            ORDERS_REJECTED.labels("error").inc()
+            await asyncio.shield(self._release_all(reservations))
+            raise
+        ORDERS_PLACED.inc()
+        return PlacedOrder(201, body, row.id)
+
+    async def _reserve_all(self, items: Sequence[OrderItemCreate]) -> list[Reservation]:
+        """Reserve all lines concurrently; on any failure release the ones that succeeded."""
+        results = await asyncio.gather(
+            *(self._catalog.reserve(item.book_id, item.quantity) for item in items),
+            return_exceptions=True,
+        )
+        reservations = [result for result in results if isinstance(result, Reservation)]
+        failures = [(i, r) for i, r in enumerate(results) if isinstance(r, BaseException)]
+        if not failures:
+            return reservations
+        await asyncio.shield(self._release_all(reservations))
+        for _, failure in failures:
+            if not isinstance(failure, CatalogError):
+                raise failure
+        raise _rejection([(i, f) for i, f in failures if isinstance(f, CatalogError)])
+
+    async def _release_all(self, reservations: Sequence[Reservation]) -> None:
+        """Best-effort compensation: give back each reservation (the client retries)."""
+        if not reservations:
+            return
+        results = await asyncio.gather(
+            *(self._catalog.release(reservation.id) for reservation in reservations),
+            return_exceptions=True,
+        )
+        for reservation, result in zip(reservations, results, strict=True):
+            if isinstance(result, BaseException):
+                log.error(
+                    "could not release a reservation; its stock stays held",
+                    extra={
+                        "reservation_id": reservation.id,
+                        "book_id": reservation.book_id,
+                        "quantity": reservation.quantity,
+                        "error": str(result),
+                    },
+                )
+
+    async def _claim(self, key: str, fingerprint: str) -> PlacedOrder | None:
+        """Own the key (None) or return what to answer instead: a replay or an error."""
+        for _ in range(_CLAIM_ATTEMPTS):
+            async with self._sessionmaker.begin() as session:
+                if await repository.claim_idempotency_key(
+                    session, IDEMPOTENCY_SCOPE, key, fingerprint
+                ):
+                    return None
+                stored = await repository.get_idempotency_key(session, IDEMPOTENCY_SCOPE, key)
+                if stored is None:
+                    continue  # its first request failed and let go of it meanwhile
+                if stored.request_hash != fingerprint:
+                    raise UnprocessableError(
+                        "This Idempotency-Key was already used for a different order; "
+                        "use a new key for a new order."
+                    )
+                if stored.response_status is not None and stored.response_body is not None:
+                    return _replay(stored.response_status, stored.response_body)
+                if await repository.take_over_stale_claim(
+                    session, IDEMPOTENCY_SCOPE, key, fingerprint, utcnow() - self._lease
+                ):
+                    return None
+            raise ConflictError(
+                "A request with this Idempotency-Key is still in progress; retry shortly.",
+                headers={"Retry-After": "1"},
+            )
+        raise ConflictError(
+            "This Idempotency-Key is busy; retry shortly.", headers={"Retry-After": "1"}
+        )
+
+    async def _remember(self, key: str, response: ProblemResponse) -> None:
+        """Store a final error so retries with the key get the same answer."""
+        async with self._sessionmaker.begin() as session:
+            await repository.store_idempotent_response(
+                session, IDEMPOTENCY_SCOPE, key, response.status_code, bytes(response.body).decode()
+            )
+
+    async def _forget(self, key: str) -> None:
+        """Let go of a claim whose request failed for a passing reason (a retry may work)."""
+        async with self._sessionmaker.begin() as session:
+            await repository.release_idempotency_key(session, IDEMPOTENCY_SCOPE, key)
+
+
+def _new_order(order: OrderCreate, reservations: Sequence[Reservation]) -> Order:
+    """The order row and its lines, priced from catalog's reservations."""
+    items = [
+        OrderItem(
+            book_id=reservation.book_id,
+            quantity=reservation.quantity,
+            unit_price=reservation.unit_price,
+            reservation_id=reservation.id,
+        )
+        for reservation in reservations
+    ]
+    total = sum((r.unit_price * r.quantity for r in reservations), Decimal("0.00"))
+    now = utcnow()
+    return Order(
+        status=OrderStatus.CONFIRMED.value,
+        customer_name=order.customer_name,
+        customer_email=order.customer_email,
+        total_price=total,
+        created_at=now,
+        updated_at=now,
+        items=items,
+    )
+
+
+def _replay(status: int, body: str) -> PlacedOrder:
+    """A stored answer; a 201 also names its order for the Location header."""
+    order_id = orjson.loads(body)["id"] if status == 201 else None
+    return PlacedOrder(status, body.encode(), order_id, replayed=True)
+
+
+def _rejection(failures: Sequence[tuple[int, CatalogError]]) -> DomainError:
+    """The one answer for a failed reservation round; a passing outage wins (retryable)."""
+    errors = [failure for _, failure in failures]
+    unavailable = [e for e in errors if isinstance(e, CatalogUnavailableError)]
+    if unavailable:
+        ORDERS_REJECTED.labels("catalog_unavailable").inc()
+        return UnavailableError(
+            f"{unavailable[0].detail}; no order was placed and no stock is held.",
+            retry_after=max(e.retry_after for e in unavailable),
+        )
+    rejected = [e for e in errors if isinstance(e, CatalogRejectedError)]
+    if rejected:
+        ORDERS_REJECTED.labels("error").inc()
+        return BadGatewayError(f"Catalog refused the reservation: {rejected[0]}.")
+    unknown = [(i, e.book_id) for i, e in failures if isinstance(e, BookNotFoundError)]
+    if unknown:
+        ORDERS_REJECTED.labels("unknown_book").inc()
+        return UnknownBookError(unknown)
+    short = [e for e in errors if isinstance(e, InsufficientStockError)]
+    ORDERS_REJECTED.labels("out_of_stock").inc()
+    books = ", ".join(f"book {e.book_id} (asked {e.quantity})" for e in short)
+    return ConflictError(f"Not enough copies in stock for {books}; no order was placed.")
+
+
+def _cancel_failure(order_id: int, failures: Sequence[BaseException]) -> BaseException:
+    """The answer when catalog could not release an order's reservations."""
+    for failure in failures:
+        if not isinstance(failure, CatalogError):
+            return failure
+    unavailable = [f for f in failures if isinstance(f, CatalogUnavailableError)]
+    if unavailable:
+        return UnavailableError(
+            f"Catalog is unavailable; order {order_id} stays confirmed, retry the cancel.",
+            retry_after=max(f.retry_after for f in unavailable),
+        )
+    return BadGatewayError(f"Catalog refused to release order {order_id}'s stock: {failures[0]}.")
