@@ -1,0 +1,228 @@
+"""`make bench`: catalog and orders on PostgreSQL under wrk, next to a bare FastAPI ceiling.
+
+Knobs (environment): BENCH_SECONDS (per scenario, default 10), BENCH_WARMUP_SECONDS (2),
+BENCH_BOOKS (2000), BENCH_AUTHORS (300), BENCH_WORKERS (per server, 2), BENCH_ADMIN_URL
+(a PostgreSQL URL allowed to create databases; default
+postgresql://postgres@127.0.0.1:5432/postgres). Results: a table on stdout and
+.bench/results.json. Exit status 1 when the harness fails or books are oversold.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import bench_data
+import bench_procs
+import bench_report
+import bench_wrk
+
+log = logging.getLogger("bench")
+
+REPO = Path(__file__).resolve().parent.parent
+OUTPUT_DIR = REPO / ".bench"
+WORKERS = os.environ.get("BENCH_WORKERS", "2")
+HOT_BOOK_STOCK = 50
+RACE_ATTEMPTS = 200
+READY_TIMEOUT_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One wrk load: what to hit and whose processes' CPU the requests cost."""
+
+    name: str
+    url: str
+    mode: str
+    cpu_servers: tuple[bench_procs.Server, ...]
+    values_file: Path | None = None
+    api_key: str = ""
+
+
+def _env_number(name: str, default: float) -> float:
+    """A positive number from the environment, or the default."""
+    value = float(os.environ.get(name, default))
+    if value <= 0:
+        raise SystemExit(f"{name} must be positive, got {value}")
+    return value
+
+
+def _git_commit() -> str:
+    """The commit being measured (for comparing runs)."""
+    result = subprocess.run(  # noqa: S603 - fixed argv, no shell
+        ["/usr/bin/git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return result.stdout.strip() or "unknown"
+
+
+def start_servers(
+    group: bench_procs.ProcessGroup, catalog_db: str, orders_db: str, api_key: str
+) -> tuple[bench_procs.Server, bench_procs.Server, bench_procs.Server]:
+    """Migrate both databases, then start the ceiling, catalog and orders (2 workers each)."""
+    production = {"HOST": "127.0.0.1", "WORKERS": WORKERS, "LOG_LEVEL": "warning"}
+    catalog_env = bench_procs.service_env(**production, DATABASE_URL=catalog_db, API_KEY=api_key)
+    orders_env = bench_procs.service_env(**production, DATABASE_URL=orders_db, API_KEY=api_key)
+    for name, env in (("catalog", catalog_env), ("orders", orders_env)):
+        script = bench_procs.venv_script(f"bookstore-{name}")
+        bench_procs.run_checked(f"{name} migrate", [script, "migrate"], env, timeout=120)
+    ports = [bench_procs.free_port() for _ in range(3)]
+    ceiling = group.start(
+        "ceiling",
+        [sys.executable, str(REPO / "hack" / "bare_app.py")],
+        bench_procs.service_env(**production, PORT=str(ports[0])),
+        ports[0],
+    )
+    catalog = group.start(
+        "catalog",
+        [bench_procs.venv_script("bookstore-catalog")],
+        {**catalog_env, "PORT": str(ports[1])},
+        ports[1],
+    )
+    orders = group.start(
+        "orders",
+        [bench_procs.venv_script("bookstore-orders")],
+        {**orders_env, "PORT": str(ports[2]), "CATALOG_URL": catalog.url},
+        ports[2],
+    )
+    bench_procs.wait_ready(ceiling, "/ceiling", READY_TIMEOUT_SECONDS)
+    for server in (catalog, orders):
+        bench_procs.wait_ready(server, "/health/ready", READY_TIMEOUT_SECONDS)
+    return ceiling, catalog, orders
+
+
+def measure(
+    wrk: str, scenario: Scenario, seconds: float, warmup: float
+) -> bench_report.ScenarioResult:
+    """Warm up, then load the scenario and charge its servers' CPU time to each request."""
+    log.info("measuring %s (%.0fs after %.0fs warm-up)", scenario.name, seconds, warmup)
+    bench_wrk.run_wrk(
+        wrk, scenario.url, scenario.mode, warmup, scenario.values_file, scenario.api_key
+    )
+    roots = [server.process.pid for server in scenario.cpu_servers]
+    cpu_before = bench_procs.process_tree_cpu_seconds(roots)
+    postgres_before = bench_procs.command_cpu_seconds("postgres")
+    result = bench_wrk.run_wrk(
+        wrk, scenario.url, scenario.mode, seconds, scenario.values_file, scenario.api_key
+    )
+    cpu_used = bench_procs.process_tree_cpu_seconds(roots) - cpu_before
+    postgres_used = bench_procs.command_cpu_seconds("postgres") - postgres_before
+    per_request = 1000 / result.requests if result.requests else 0.0
+    return bench_report.ScenarioResult(
+        scenario=scenario.name,
+        requests=result.requests,
+        requests_per_second=result.requests_per_second,
+        p50_ms=result.p50_us / 1000,
+        p99_ms=result.p99_us / 1000,
+        cpu_ms_per_request=cpu_used * per_request,
+        postgres_cpu_ms_per_request=postgres_used * per_request,
+        non_2xx=result.non_2xx,
+        socket_errors=result.socket_errors,
+    )
+
+
+def run(seconds: float, warmup: float) -> dict[str, Any]:
+    """The whole benchmark; every process and database it makes is gone when it returns."""
+    wrk = bench_wrk.ensure_wrk()
+    admin_url = os.environ.get("BENCH_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+    names = [f"bench_catalog_{os.getpid()}", f"bench_orders_{os.getpid()}"]
+    server_base = admin_url.rsplit("/", 1)[0]
+    api_key = secrets.token_urlsafe(24)
+    group = bench_procs.ProcessGroup(log_dir=OUTPUT_DIR / "logs")
+    load_before = os.getloadavg()
+    with bench_data.temporary_databases(admin_url, names):
+        try:
+            ceiling, catalog, orders = start_servers(
+                group, f"{server_base}/{names[0]}", f"{server_base}/{names[1]}", api_key
+            )
+            books = int(_env_number("BENCH_BOOKS", 2000))
+            log.info("seeding %d books", books)
+            seeded = bench_data.seed_catalog(
+                catalog.url, api_key, books, int(_env_number("BENCH_AUTHORS", 300)), HOT_BOOK_STOCK
+            )
+            ids_file, authors_file = seeded.write_value_files(OUTPUT_DIR)
+            scenarios = [
+                Scenario(bench_report.CEILING, ceiling.url + "/ceiling", "ceiling", (ceiling,)),
+                Scenario("GET /books/{id}", catalog.url, "book", (catalog,), ids_file),
+                Scenario("GET /books?author=", catalog.url, "author", (catalog,), authors_file),
+                Scenario("POST /orders", orders.url, "order", (orders, catalog), ids_file, api_key),
+            ]
+            results = bench_report.with_ratios(
+                [measure(wrk, scenario, seconds, warmup) for scenario in scenarios]
+            )
+            log.info("racing %d orders for %d copies", RACE_ATTEMPTS, HOT_BOOK_STOCK)
+            correctness = bench_data.check_no_oversell(
+                orders.url, catalog.url, api_key, seeded.hot_book_id, HOT_BOOK_STOCK, RACE_ATTEMPTS
+            )
+        finally:
+            group.stop_all()
+    return {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "commit": _git_commit(),
+        "cpus": os.cpu_count(),
+        "load_average_before": load_before,
+        "wrk": {"threads": bench_wrk.WRK_THREADS, "connections": bench_wrk.WRK_CONNECTIONS},
+        "seconds": seconds,
+        "warmup_seconds": warmup,
+        "workers_per_service": int(WORKERS),
+        "scenarios": [result.__dict__ for result in results],
+        "targets": bench_report.evaluate_targets(results),
+        "correctness": correctness,
+    }
+
+
+def print_report(document: dict[str, Any]) -> None:
+    """The human-readable summary of one run."""
+    results = [bench_report.ScenarioResult(**row) for row in document["scenarios"]]
+    lines = [
+        "",
+        bench_report.format_table(results),
+        "",
+        "Targets:",
+        bench_report.format_targets(document["targets"]),
+        "",
+        "Correctness:",
+        bench_report.format_correctness(document["correctness"]),
+        "",
+        f"Caveat: {document['cpus']} CPUs shared by wrk (-t{bench_wrk.WRK_THREADS}), the servers "
+        f"and PostgreSQL; load average before the run {document['load_average_before'][0]:.2f}. "
+        "CPU ms/req: the service processes (catalog too for POST /orders); PG ms/req: every "
+        "postgres process on the machine (other users of the server add noise).",
+        f"JSON: {OUTPUT_DIR / 'results.json'}",
+    ]
+    sys.stdout.write("\n".join(lines) + "\n")
+
+
+def main() -> int:
+    """Run the benchmark, print the table, write the JSON; 1 on failure or oversell."""
+    logging.basicConfig(level=logging.INFO, format="bench: %(message)s")
+    seconds = _env_number("BENCH_SECONDS", 10)
+    warmup = _env_number("BENCH_WARMUP_SECONDS", 2)
+    started = time.monotonic()
+    try:
+        with bench_procs.interrupts_as_keyboard_interrupt():
+            document = run(seconds, warmup)
+    except KeyboardInterrupt:
+        log.error("interrupted; every server stopped and the bench databases dropped")
+        return 130
+    except (bench_procs.ServerFailedError, bench_wrk.WrkError, RuntimeError) as error:
+        log.error("%s", error)
+        return 1
+    document["elapsed_seconds"] = round(time.monotonic() - started, 1)
+    bench_report.write_json(OUTPUT_DIR / "results.json", document)
+    print_report(document)
+    return 0 if document["correctness"]["passed"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,84 @@
+"""The benchmark's pure helpers: ISBNs, wrk summaries, targets and the table."""
+
+from __future__ import annotations
+
+import bench_data
+import bench_report
+import bench_wrk
+import pytest
+
+
+@pytest.mark.parametrize(
+    ("number", "expected"),
+    [(30640615, "9780306406157"), (0, "9780000000002"), (123456789, "9781234567897")],
+)
+def test_isbn13_has_the_correct_check_digit(number: int, expected: str) -> None:
+    assert bench_data.isbn13(number) == expected
+
+
+def test_seed_isbns_are_unique() -> None:
+    assert len({bench_data.isbn13(number) for number in range(5000)}) == 5000
+
+
+def test_wrk_summary_is_read_from_the_marker_line() -> None:
+    output = (
+        "Running 1s test @ http://127.0.0.1:1/\n"
+        'BENCH_JSON {"requests":10,"duration_us":2000000,"non_2xx":1,"socket_errors":0,'
+        '"p50_us":1500,"p90_us":2500,"p99_us":9000,"max_us":12000,"mean_us":1700.5}\n'
+    )
+    result = bench_wrk.parse_summary(output)
+    assert result.requests == 10
+    assert result.requests_per_second == 5.0
+    assert result.p99_us == 9000
+
+
+def test_wrk_output_without_summary_is_an_error() -> None:
+    with pytest.raises(bench_wrk.WrkError, match="BENCH_JSON"):
+        bench_wrk.parse_summary("unable to connect to 127.0.0.1:1 Connection refused\n")
+
+
+def _result(
+    scenario: str, rps: float, p99_ms: float, non_2xx: int = 0
+) -> bench_report.ScenarioResult:
+    return bench_report.ScenarioResult(
+        scenario=scenario,
+        requests=10_000,
+        requests_per_second=rps,
+        p50_ms=1.0,
+        p99_ms=p99_ms,
+        cpu_ms_per_request=0.5,
+        postgres_cpu_ms_per_request=0.1,
+        non_2xx=non_2xx,
+        socket_errors=0,
+    )
+
+
+def test_targets_pass_only_with_enough_throughput_low_p99_and_no_errors() -> None:
+    results = bench_report.with_ratios(
+        [
+            _result(bench_report.CEILING, 10_000, 5),
+            _result("GET /books/{id}", 3_000, 20),
+            _result("POST /orders", 500, 100, non_2xx=500),
+        ]
+    )
+    verdicts = {v["scenario"]: v["passed"] for v in bench_report.evaluate_targets(results)}
+    assert verdicts == {"GET /books/{id}": True, "POST /orders": False}
+
+
+def test_slow_p99_misses_the_target_even_with_enough_throughput() -> None:
+    results = bench_report.with_ratios(
+        [_result(bench_report.CEILING, 10_000, 5), _result("GET /books/{id}", 9_000, 40)]
+    )
+    verdicts = {v["scenario"]: v["passed"] for v in bench_report.evaluate_targets(results)}
+    assert verdicts["GET /books/{id}"] is False
+    assert verdicts["POST /orders"] is False
+
+
+def test_table_lists_every_scenario_with_its_ratio_of_the_ceiling() -> None:
+    results = bench_report.with_ratios(
+        [_result(bench_report.CEILING, 10_000, 5), _result("GET /books/{id}", 2_500, 20)]
+    )
+    table = bench_report.format_table(results)
+    assert "GET /books/{id}" in table
+    assert "25.0%" in table
+    assert "100.0%" in table
