@@ -1,0 +1,1 @@
+"""Alembic migrations of the catalog (run through bookstore_common.migrations)."""

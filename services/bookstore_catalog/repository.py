@@ -1,0 +1,194 @@
+"""Every SQL statement of the catalog (SQLAlchemy Core on the request's session).
+
+A failed statement aborts the transaction; the session dependency then rolls it back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import ColumnElement, RowMapping, and_, delete, func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bookstore_catalog.isbn import clean_isbn
+from bookstore_catalog.models import Book, Reservation
+from bookstore_catalog.schemas import BookFilters
+
+BOOK_COLUMNS = (
+    Book.id,
+    Book.title,
+    Book.author,
+    Book.isbn,
+    Book.price,
+    Book.quantity,
+    Book.description,
+    Book.created_at,
+    Book.updated_at,
+)
+
+
+class DuplicateIsbnError(Exception):
+    """Another book already has this ISBN (unique constraint)."""
+
+
+class BookInUseError(Exception):
+    """The book still has reservations, so it cannot be deleted (foreign key)."""
+
+
+def _contains(value: str) -> str:
+    """A LIKE pattern matching `value` anywhere, with LIKE wildcards escaped."""
+    escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _is_unique_violation(exc: IntegrityError) -> bool:
+    """Whether the error is the ISBN unique constraint (PostgreSQL or SQLite wording)."""
+    text = str(exc.orig).lower()
+    return "uq_books_isbn" in text or "unique constraint failed: books.isbn" in text
+
+
+def _filter_clauses(filters: BookFilters) -> list[ColumnElement[bool]]:
+    """Translate search criteria into WHERE clauses."""
+    clauses: list[ColumnElement[bool]] = []
+    if filters.q:
+        pattern = _contains(filters.q)
+        clauses.append(
+            or_(
+                Book.title.ilike(pattern, escape="\\"),
+                Book.author.ilike(pattern, escape="\\"),
+                Book.isbn.ilike(_contains(clean_isbn(filters.q)), escape="\\"),
+            )
+        )
+    if filters.title:
+        clauses.append(Book.title.ilike(_contains(filters.title), escape="\\"))
+    if filters.author:
+        clauses.append(Book.author.ilike(_contains(filters.author), escape="\\"))
+    if filters.isbn:
+        clauses.append(Book.isbn == clean_isbn(filters.isbn))
+    if filters.min_price is not None:
+        clauses.append(Book.price >= filters.min_price)
+    if filters.max_price is not None:
+        clauses.append(Book.price <= filters.max_price)
+    if filters.in_stock is True:
+        clauses.append(Book.quantity > 0)
+    elif filters.in_stock is False:
+        clauses.append(Book.quantity == 0)
+    return clauses
+
+
+async def get_book(session: AsyncSession, book_id: int) -> RowMapping | None:
+    """One book's columns, or None."""
+    result = await session.execute(select(*BOOK_COLUMNS).where(Book.id == book_id))
+    return result.mappings().first()
+
+
+async def search_books(
+    session: AsyncSession, filters: BookFilters, limit: int, offset: int
+) -> tuple[Sequence[RowMapping], int]:
+    """A page of matching books ordered by id, and the number of matches in all."""
+    where = and_(*_filter_clauses(filters))
+    total = await session.scalar(select(func.count()).select_from(Book).where(where))
+    result = await session.execute(
+        select(*BOOK_COLUMNS).where(where).order_by(Book.id).limit(limit).offset(offset)
+    )
+    return result.mappings().all(), total or 0
+
+
+async def insert_book(session: AsyncSession, values: dict[str, Any]) -> RowMapping:
+    """Insert a book and return it; DuplicateIsbnError when the ISBN is taken."""
+    try:
+        result = await session.execute(insert(Book).values(**values).returning(*BOOK_COLUMNS))
+        return result.mappings().one()
+    except IntegrityError as exc:
+        if _is_unique_violation(exc):
+            raise DuplicateIsbnError from exc
+        raise
+
+
+async def update_book(
+    session: AsyncSession, book_id: int, values: dict[str, Any]
+) -> RowMapping | None:
+    """Apply `values` to a book and return it (None when it does not exist)."""
+    statement = (
+        update(Book)
+        .where(Book.id == book_id)
+        .values(**values, updated_at=func.now())
+        .returning(*BOOK_COLUMNS)
+    )
+    try:
+        result = await session.execute(statement)
+        return result.mappings().first()
+    except IntegrityError as exc:
+        if _is_unique_violation(exc):
+            raise DuplicateIsbnError from exc
+        raise
+
+
+async def delete_book(session: AsyncSession, book_id: int) -> bool:
+    """Delete a book; False when it does not exist, BookInUseError when it has reservations."""
+    try:
+        result = await session.execute(delete(Book).where(Book.id == book_id).returning(Book.id))
+        return result.first() is not None
+    except IntegrityError as exc:
+        raise BookInUseError from exc
+
+
+async def count_reservations(session: AsyncSession, book_id: int) -> int:
+    """How many reservations still hold copies of a book."""
+    count = await session.scalar(
+        select(func.count()).select_from(Reservation).where(Reservation.book_id == book_id)
+    )
+    return count or 0
+
+
+async def take_stock(session: AsyncSession, book_id: int, quantity: int) -> Decimal | None:
+    """Atomically take `quantity` copies if that many are in stock; returns the unit price.
+
+    One conditional UPDATE: the row lock serializes concurrent takers and the
+    `quantity >= n` condition is re-checked on the locked row, so stock never goes negative.
+    """
+    result = await session.execute(
+        update(Book)
+        .where(Book.id == book_id, Book.quantity >= quantity)
+        .values(quantity=Book.quantity - quantity, updated_at=func.now())
+        .returning(Book.price)
+    )
+    return result.scalar_one_or_none()
+
+
+async def book_exists(session: AsyncSession, book_id: int) -> bool:
+    """Whether a book with this id exists."""
+    return (await session.scalar(select(Book.id).where(Book.id == book_id))) is not None
+
+
+async def insert_reservation(session: AsyncSession, book_id: int, quantity: int) -> int:
+    """Record a reservation and return its id."""
+    result = await session.execute(
+        insert(Reservation).values(book_id=book_id, quantity=quantity).returning(Reservation.id)
+    )
+    return int(result.scalar_one())
+
+
+async def release_reservation(session: AsyncSession, reservation_id: int) -> bool:
+    """Delete a reservation and give its copies back; False when it was already gone.
+
+    DELETE ... RETURNING hands the row to exactly one caller, so concurrent releases give
+    the stock back once; the UPDATE runs in the same transaction.
+    """
+    result = await session.execute(
+        delete(Reservation)
+        .where(Reservation.id == reservation_id)
+        .returning(Reservation.book_id, Reservation.quantity)
+    )
+    row = result.first()
+    if row is None:
+        return False
+    await session.execute(
+        update(Book)
+        .where(Book.id == row.book_id)
+        .values(quantity=Book.quantity + row.quantity, updated_at=func.now())
+    )
+    return True

@@ -1,0 +1,127 @@
+"""HTTP routes of the catalog: validate, call the service, declare the response."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated, Any
+
+from bookstore_common.db import SessionDep
+from bookstore_common.problems import PROBLEM_CONTENT_TYPE
+from bookstore_common.security import ApiKeyDep
+from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
+
+from bookstore_catalog import service
+from bookstore_catalog.schemas import (
+    PRICE_MAX,
+    BookCreate,
+    BookFilters,
+    BookPage,
+    BookRead,
+    BookUpdate,
+    ReservationCreate,
+    ReservationRead,
+    StorableText,
+)
+
+INT32_MAX = 2_147_483_647
+
+BookId = Annotated[int, Path(ge=1, le=INT32_MAX, description="book id")]
+ReservationId = Annotated[int, Path(ge=1, le=INT32_MAX, description="reservation id")]
+SearchText = Annotated[StorableText | None, Query(max_length=300)]
+PriceBound = Annotated[Decimal | None, Query(ge=0, le=PRICE_MAX)]
+
+
+def _problems(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI declarations of the problem+json answers an operation can give."""
+    return {code: {"content": {PROBLEM_CONTENT_TYPE: {}}} for code in (422, *codes)}
+
+
+def book_filters(
+    q: Annotated[SearchText, Query(description="matches title, author or ISBN")] = None,
+    title: SearchText = None,
+    author: SearchText = None,
+    isbn: Annotated[StorableText | None, Query(max_length=20)] = None,
+    min_price: PriceBound = None,
+    max_price: PriceBound = None,
+    in_stock: bool | None = None,
+) -> BookFilters:
+    """Collect the search query parameters (unknown parameters are ignored)."""
+    return BookFilters(
+        q=q,
+        title=title,
+        author=author,
+        isbn=isbn,
+        min_price=min_price,
+        max_price=max_price,
+        in_stock=in_stock,
+    )
+
+
+router = APIRouter(tags=["catalog"])
+writes = APIRouter(tags=["catalog"], dependencies=[ApiKeyDep])
+
+
+@router.get("/books", responses=_problems())
+async def list_books(
+    session: SessionDep,
+    filters: Annotated[BookFilters, Depends(book_filters)],
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    offset: Annotated[int, Query(ge=0, le=INT32_MAX)] = 0,
+) -> BookPage:
+    """Search books; results are sorted by id and paginated with `limit`/`offset`."""
+    return await service.search_books(session, filters, limit, offset)
+
+
+@router.get("/books/{book_id}", responses=_problems(404))
+async def get_book(session: SessionDep, book_id: BookId) -> BookRead:
+    """One book."""
+    return await service.get_book(session, book_id)
+
+
+@writes.post("/books", status_code=status.HTTP_201_CREATED, responses=_problems(401, 409))
+async def create_book(
+    session: SessionDep, book: BookCreate, request: Request, response: Response
+) -> BookRead:
+    """Add a book (ISBN checked and unique); `Location` names the new book."""
+    created = await service.create_book(session, book)
+    response.headers["Location"] = f"{request.url.path.rstrip('/')}/{created.id}"
+    return created
+
+
+@writes.put("/books/{book_id}", responses=_problems(401, 404, 409))
+async def update_book(session: SessionDep, book_id: BookId, change: BookUpdate) -> BookRead:
+    """Change a book: the fields sent replace the stored ones."""
+    return await service.update_book(session, book_id, change)
+
+
+@writes.delete(
+    "/books/{book_id}", status_code=status.HTTP_204_NO_CONTENT, responses=_problems(401, 404, 409)
+)
+async def delete_book(session: SessionDep, book_id: BookId) -> None:
+    """Remove a book; 409 while reservations still hold some of its copies."""
+    await service.delete_book(session, book_id)
+
+
+@writes.post(
+    "/books/{book_id}/reservations",
+    status_code=status.HTTP_201_CREATED,
+    responses=_problems(401, 404, 409),
+)
+async def reserve(
+    session: SessionDep, book_id: BookId, reservation: ReservationCreate
+) -> ReservationRead:
+    """Take copies out of stock atomically; 409 when not enough are left."""
+    return await service.reserve(session, book_id, reservation.quantity)
+
+
+@writes.delete(
+    "/reservations/{reservation_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=_problems(401, 404),
+)
+async def release(session: SessionDep, reservation_id: ReservationId) -> None:
+    """Give a reservation's copies back (exactly once; a second call is 404)."""
+    await service.release(session, reservation_id)
+
+
+router.include_router(writes)

@@ -1,0 +1,111 @@
+"""Catalog business rules: turn repository results into API models or domain errors."""
+
+from __future__ import annotations
+
+from bookstore_common.problems import ConflictError, NotFoundError
+from sqlalchemy import RowMapping
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bookstore_catalog import repository
+from bookstore_catalog.metrics import (
+    RESERVATIONS_MADE,
+    RESERVATIONS_REJECTED,
+    RESERVATIONS_RELEASED,
+)
+from bookstore_catalog.schemas import (
+    BookCreate,
+    BookFilters,
+    BookPage,
+    BookRead,
+    BookUpdate,
+    ReservationRead,
+)
+
+
+def _book(row: RowMapping) -> BookRead:
+    """A BookRead from a row of repository.BOOK_COLUMNS."""
+    return BookRead.model_validate(row)
+
+
+def _book_not_found(book_id: int) -> NotFoundError:
+    return NotFoundError(f"Book {book_id} does not exist.")
+
+
+def _duplicate_isbn(isbn: str) -> ConflictError:
+    return ConflictError(f"A book with ISBN {isbn} already exists.")
+
+
+async def get_book(session: AsyncSession, book_id: int) -> BookRead:
+    """The book with this id; NotFoundError otherwise."""
+    row = await repository.get_book(session, book_id)
+    if row is None:
+        raise _book_not_found(book_id)
+    return _book(row)
+
+
+async def search_books(
+    session: AsyncSession, filters: BookFilters, limit: int, offset: int
+) -> BookPage:
+    """A page of books matching `filters`, sorted by id."""
+    rows, total = await repository.search_books(session, filters, limit, offset)
+    return BookPage(items=[_book(r) for r in rows], total=total, limit=limit, offset=offset)
+
+
+async def create_book(session: AsyncSession, book: BookCreate) -> BookRead:
+    """Add a book; ConflictError when its ISBN is already in the catalog."""
+    try:
+        row = await repository.insert_book(session, book.model_dump())
+    except repository.DuplicateIsbnError:
+        raise _duplicate_isbn(book.isbn) from None
+    return _book(row)
+
+
+async def update_book(session: AsyncSession, book_id: int, change: BookUpdate) -> BookRead:
+    """Apply a change; NotFoundError for an unknown book, ConflictError for a taken ISBN."""
+    values = change.changes()
+    try:
+        row = (
+            await repository.update_book(session, book_id, values)
+            if values
+            else await repository.get_book(session, book_id)
+        )
+    except repository.DuplicateIsbnError:
+        raise _duplicate_isbn(str(values.get("isbn"))) from None
+    if row is None:
+        raise _book_not_found(book_id)
+    return _book(row)
+
+
+async def delete_book(session: AsyncSession, book_id: int) -> None:
+    """Remove a book; ConflictError while reservations still hold some of its copies."""
+    try:
+        deleted = await repository.delete_book(session, book_id)
+    except repository.BookInUseError:
+        raise ConflictError(
+            f"Book {book_id} has active reservations; release them before deleting it."
+        ) from None
+    if not deleted:
+        raise _book_not_found(book_id)
+
+
+async def reserve(session: AsyncSession, book_id: int, quantity: int) -> ReservationRead:
+    """Take `quantity` copies atomically; ConflictError when fewer are in stock."""
+    unit_price = await repository.take_stock(session, book_id, quantity)
+    if unit_price is None:
+        if not await repository.book_exists(session, book_id):
+            RESERVATIONS_REJECTED.labels("unknown_book").inc()
+            raise _book_not_found(book_id)
+        RESERVATIONS_REJECTED.labels("insufficient_stock").inc()
+        raise ConflictError(f"Book {book_id} has fewer than {quantity} copies in stock.")
+    reservation_id = await repository.insert_reservation(session, book_id, quantity)
+    RESERVATIONS_MADE.inc()
+    return ReservationRead(
+        id=reservation_id, book_id=book_id, quantity=quantity, unit_price=unit_price
+    )
+
+
+async def release(session: AsyncSession, reservation_id: int) -> None:
+    """Give a reservation's copies back, exactly once; NotFoundError when already gone."""
+    if not await repository.release_reservation(session, reservation_id):
+        raise NotFoundError(f"Reservation {reservation_id} does not exist.")
+    RESERVATIONS_RELEASED.inc()
