@@ -31,6 +31,7 @@ class StubCatalog:
     reserve_calls: int = 0
     release_calls: int = 0
     hang_seconds: float = 3.0
+    omit_price: bool = False
     seen_request_ids: list[str | None] = field(default_factory=list)
     seen_api_keys: list[str | None] = field(default_factory=list)
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
@@ -62,6 +63,8 @@ class StubCatalog:
             "quantity": quantity,
             "unit_price": str(self.price),
         }
+        if self.omit_price:
+            del body["unit_price"]
         return JSONResponse(body, status_code=201)
 
     async def release(self, request: Request) -> Response:

@@ -1,0 +1,88 @@
+"""The catalog client against a real HTTP stand-in: retries, breaker, recovery."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from bookstore_orders.catalog_client import (
+    CatalogClient,
+    CatalogRejectedError,
+    CatalogUnavailableError,
+    RetryPolicy,
+    build_http_client,
+)
+from bookstore_orders.circuit_breaker import CircuitBreaker, CircuitState
+
+from tests.services.orders.catalog_stub import StubCatalog
+from tests.services.orders.test_circuit_breaker import FakeClock
+
+
+@pytest.fixture
+async def http(stub_catalog: tuple[StubCatalog, str]) -> AsyncIterator[httpx.AsyncClient]:
+    async with build_http_client(stub_catalog[1], "key") as client:
+        yield client
+
+
+def client_with(http: httpx.AsyncClient, clock: FakeClock) -> CatalogClient:
+    breaker = CircuitBreaker(failure_threshold=2, reset_timeout=30.0, clock=clock)
+    return CatalogClient(http, breaker, RetryPolicy(attempts=3, base_delay=0.001))
+
+
+async def test_reservation_post_is_not_retried_after_a_server_error(
+    http: httpx.AsyncClient, stub_catalog: tuple[StubCatalog, str]
+) -> None:
+    catalog, _ = stub_catalog
+    catalog.fail_reserve_for = {1}
+    with pytest.raises(CatalogUnavailableError):
+        await client_with(http, FakeClock()).reserve(1, 1)
+    assert catalog.reserve_calls == 1
+
+
+async def test_release_is_idempotent_so_it_is_retried_and_a_404_counts_as_done(
+    http: httpx.AsyncClient, stub_catalog: tuple[StubCatalog, str]
+) -> None:
+    catalog, _ = stub_catalog
+    client = client_with(http, FakeClock())
+    reservation = await client.reserve(1, 2)
+    catalog.fail_next_releases = 1
+    await client.release(reservation.id)
+    await client.release(reservation.id)
+    assert catalog.release_calls == 3
+    assert catalog.stock[1] == 10
+
+
+async def test_breaker_fails_fast_while_open_and_closes_when_catalog_is_back(
+    http: httpx.AsyncClient, stub_catalog: tuple[StubCatalog, str]
+) -> None:
+    catalog, _ = stub_catalog
+    clock = FakeClock()
+    client = client_with(http, clock)
+    catalog.fail_reserve_for = {1}
+    for _ in range(2):
+        with pytest.raises(CatalogUnavailableError):
+            await client.reserve(1, 1)
+    assert client.breaker.state is CircuitState.OPEN
+    with pytest.raises(CatalogUnavailableError, match="circuit open") as raised:
+        await client.reserve(1, 1)
+    assert raised.value.retry_after == 30
+    assert catalog.reserve_calls == 2
+
+    catalog.fail_reserve_for = set()
+    clock.advance(30.0)
+    assert client.breaker.state is CircuitState.HALF_OPEN
+    reservation = await client.reserve(1, 1)
+    assert reservation.unit_price == catalog.price
+    assert client.breaker.state is CircuitState.CLOSED
+
+
+async def test_unusable_reservation_body_is_released_not_leaked(
+    http: httpx.AsyncClient, stub_catalog: tuple[StubCatalog, str]
+) -> None:
+    catalog, _ = stub_catalog
+    catalog.omit_price = True
+    with pytest.raises(CatalogRejectedError, match="unexpected reservation body"):
+        await client_with(http, FakeClock()).reserve(1, 1)
+    assert catalog.reservations == {}
+    assert catalog.stock[1] == 10

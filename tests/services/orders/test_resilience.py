@@ -1,0 +1,148 @@
+"""The place-order saga when catalog or the database fails: nothing is left half-made."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from tests.services.orders.catalog_stub import StubCatalog, free_port
+from tests.services.orders.conftest import AUTH, OrdersClientFactory, count_rows
+from tests.services.orders.test_orders_api import order_body
+
+TWO_BOOKS = order_body(items=[{"book_id": 1, "quantity": 3}, {"book_id": 2, "quantity": 1}])
+
+
+def assert_no_order_and_no_held_stock(catalog: StubCatalog, orders_db: str) -> None:
+    assert catalog.reservations == {}
+    assert catalog.stock == {1: 10, 2: 10}
+    assert count_rows(orders_db, "orders") == 0
+    assert count_rows(orders_db, "order_items") == 0
+
+
+async def test_catalog_error_on_a_later_line_releases_the_lines_already_reserved(
+    orders_client: OrdersClientFactory, stub_catalog: tuple[StubCatalog, str], orders_db: str
+) -> None:
+    catalog, url = stub_catalog
+    catalog.fail_reserve_for = {2}
+    async with orders_client(url) as client:
+        response = await client.post("/orders", json=TWO_BOOKS, headers=AUTH)
+    assert response.status_code == 503
+    assert int(response.headers["retry-after"]) >= 1
+    assert "no stock is held" in response.json()["detail"]
+    assert catalog.reserve_calls == 2  # a failed reservation POST is never blindly retried
+    assert_no_order_and_no_held_stock(catalog, orders_db)
+
+
+async def test_catalog_timing_out_on_a_line_releases_the_lines_already_reserved(
+    orders_client: OrdersClientFactory, stub_catalog: tuple[StubCatalog, str], orders_db: str
+) -> None:
+    catalog, url = stub_catalog
+    catalog.hang_reserve_for = {2}
+    catalog.fail_reserve_for = {2}
+    catalog.hang_seconds = 1.0
+    async with orders_client(url, catalog_read_timeout=0.2) as client:
+        response = await client.post("/orders", json=TWO_BOOKS, headers=AUTH)
+    assert response.status_code == 503
+    assert "ReadTimeout" in response.json()["detail"]
+    assert_no_order_and_no_held_stock(catalog, orders_db)
+
+
+@pytest.fixture
+def failing_order_writes(orders_db: str) -> Iterator[None]:
+    """Make PostgreSQL refuse every new order row (a real database failure)."""
+    with psycopg.connect(orders_db, autocommit=True) as connection:
+        connection.execute(
+            "CREATE FUNCTION refuse_orders() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'orders are refused by the test'; END $$"
+        )
+        connection.execute(
+            "CREATE TRIGGER refuse_orders BEFORE INSERT ON order_items "
+            "FOR EACH ROW EXECUTE FUNCTION refuse_orders()"
+        )
+    try:
+        yield
+    finally:
+        with psycopg.connect(orders_db, autocommit=True) as connection:
+            connection.execute("DROP TRIGGER refuse_orders ON order_items")
+            connection.execute("DROP FUNCTION refuse_orders()")
+
+
+@pytest.mark.usefixtures("failing_order_writes")
+async def test_failed_order_write_releases_every_reservation(
+    orders_client: OrdersClientFactory, stub_catalog: tuple[StubCatalog, str], orders_db: str
+) -> None:
+    catalog, url = stub_catalog
+    async with orders_client(url) as client:
+        response = await client.post("/orders", json=TWO_BOOKS, headers=AUTH)
+    assert response.status_code == 500
+    assert response.headers["content-type"] == "application/problem+json"
+    assert_no_order_and_no_held_stock(catalog, orders_db)
+
+
+async def test_release_is_retried_when_catalog_answers_503(
+    orders_client: OrdersClientFactory, stub_catalog: tuple[StubCatalog, str], orders_db: str
+) -> None:
+    catalog, url = stub_catalog
+    catalog.fail_reserve_for = {2}
+    catalog.fail_next_releases = 2
+    async with orders_client(url) as client:
+        response = await client.post("/orders", json=TWO_BOOKS, headers=AUTH)
+    assert response.status_code == 503
+    assert catalog.release_calls == 3
+    assert_no_order_and_no_held_stock(catalog, orders_db)
+
+
+async def test_catalog_down_is_503_with_retry_after_within_two_seconds_and_writes_nothing(
+    orders_client: OrdersClientFactory, orders_db: str
+) -> None:
+    closed = f"http://127.0.0.1:{free_port()}"
+    async with orders_client(closed) as client:
+        started = time.monotonic()
+        response = await client.post("/orders", json=order_body(), headers=AUTH)
+        elapsed = time.monotonic() - started
+    assert response.status_code == 503
+    assert response.headers["content-type"] == "application/problem+json"
+    assert int(response.headers["retry-after"]) >= 1
+    assert elapsed < 2.5
+    assert count_rows(orders_db, "orders") == 0
+
+
+async def test_breaker_opens_after_repeated_failures_and_then_fails_fast(
+    orders_client: OrdersClientFactory, stub_catalog: tuple[StubCatalog, str]
+) -> None:
+    catalog, url = stub_catalog
+    catalog.fail_reserve_for = {1}
+    body = order_body(items=[{"book_id": 1, "quantity": 1}])
+    async with orders_client(url, circuit_failure_threshold=2, circuit_reset_timeout=60) as client:
+        for _ in range(2):
+            assert (await client.post("/orders", json=body, headers=AUTH)).status_code == 503
+        fast = await client.post("/orders", json=body, headers=AUTH)
+        metrics = (await client.get("/metrics")).text
+    assert fast.status_code == 503
+    assert "circuit open" in fast.json()["detail"]
+    assert int(fast.headers["retry-after"]) >= 59
+    assert catalog.reserve_calls == 2
+    assert "bookstore_orders_catalog_circuit_state 2.0" in metrics
+    assert 'bookstore_orders_rejected_total{reason="catalog_unavailable"}' in metrics
+
+
+async def test_cancel_with_catalog_down_is_503_and_the_order_stays_confirmed(
+    orders_client: OrdersClientFactory, stub_catalog: tuple[StubCatalog, str]
+) -> None:
+    catalog, url = stub_catalog
+    async with orders_client(url) as client:
+        placed = (await client.post("/orders", json=order_body(), headers=AUTH)).json()
+    async with orders_client(f"http://127.0.0.1:{free_port()}") as client:
+        refused = await client.post(f"/orders/{placed['id']}/cancel", headers=AUTH)
+        status = (await client.get(f"/orders/{placed['id']}")).json()["status"]
+    assert refused.status_code == 503
+    assert int(refused.headers["retry-after"]) >= 1
+    assert status == "confirmed"
+    assert catalog.stock[1] == 8
+    async with orders_client(url) as client:
+        retried = await client.post(f"/orders/{placed['id']}/cancel", headers=AUTH)
+    assert retried.json()["status"] == "cancelled"
+    assert catalog.stock[1] == 10
