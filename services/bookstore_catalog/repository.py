@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, RowMapping, and_, delete, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, RowMapping, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -89,10 +89,10 @@ async def search_books(
     session: AsyncSession, filters: BookFilters, limit: int, offset: int
 ) -> tuple[Sequence[RowMapping], int]:
     """A page of matching books ordered by id, and the number of matches in all."""
-    where = and_(*_filter_clauses(filters))
-    total = await session.scalar(select(func.count()).select_from(Book).where(where))
+    where = _filter_clauses(filters)
+    total = await session.scalar(select(func.count()).select_from(Book).where(*where))
     result = await session.execute(
-        select(*BOOK_COLUMNS).where(where).order_by(Book.id).limit(limit).offset(offset)
+        select(*BOOK_COLUMNS).where(*where).order_by(Book.id).limit(limit).offset(offset)
     )
     return result.mappings().all(), total or 0
 
