@@ -1,0 +1,103 @@
+"""The chart lints and renders, for default and non-default values, into valid manifests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+
+from tests.chart.helm import CHART, CI_VALUES, Helm, find, needs_peering_crds, write_values
+
+KUBERNETES_VERSIONS = ["1.30", kubernetes_validate.latest_version()]
+
+
+def served_kinds(manifests: list[dict[str, Any]]) -> set[tuple[str, str]]:
+    """(apiVersion, kind) of every custom resource the rendered CRDs serve."""
+    kinds = set()
+    for crd in find(manifests, "CustomResourceDefinition"):
+        group, kind = crd["spec"]["group"], crd["spec"]["names"]["kind"]
+        for version in crd["spec"]["versions"]:
+            if version.get("served", True):
+                kinds.add((f"{group}/{version['name']}", kind))
+    return kinds
+
+
+@pytest.mark.parametrize("strict", [False, True], ids=["lint", "lint-strict"])
+@pytest.mark.parametrize("values_name", sorted(CI_VALUES))
+def test_chart_passes_helm_lint(helm: Helm, values_name: str, strict: bool) -> None:
+    values = CI_VALUES[values_name]
+    args = ["lint", str(CHART), *(["--values", str(values)] if values else [])]
+    args += ["--strict"] if strict else []
+    result = helm.run(*args)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "0 chart(s) failed" in result.stdout
+
+
+@needs_peering_crds
+@pytest.mark.parametrize("values_name", sorted(CI_VALUES))
+def test_every_rendered_manifest_is_valid_kubernetes(helm: Helm, values_name: str) -> None:
+    manifests = helm.render(CI_VALUES[values_name])
+    custom_kinds = served_kinds(manifests)
+    assert find(manifests, "Deployment"), "the chart rendered no operator Deployment"
+    for manifest in manifests:
+        if (manifest["apiVersion"], manifest["kind"]) in custom_kinds:
+            continue  # a custom resource: its own CRD, rendered alongside, defines it
+        for version in KUBERNETES_VERSIONS:
+            try:
+                kubernetes_validate.validate(manifest, version, strict=True)
+            except kubernetes_validate.ValidationError as error:
+                name = f"{manifest['kind']}/{manifest['metadata'].get('name')}"
+                pytest.fail(f"{name} is invalid for Kubernetes {version}: {error.message}")
+
+
+@needs_peering_crds
+def test_chart_renders_every_kind_it_installs(helm: Helm) -> None:
+    kinds = {manifest["kind"] for manifest in helm.render()}
+    assert {
+        "CustomResourceDefinition",
+        "ServiceAccount",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Deployment",
+        "ClusterKopfPeering",
+    } <= kinds
+
+
+@needs_peering_crds
+@pytest.mark.parametrize("values_name", ["default", "watch-namespaces"])
+def test_custom_resources_the_chart_renders_are_served_by_its_crds(
+    helm: Helm, values_name: str
+) -> None:
+    manifests = helm.render(CI_VALUES[values_name])
+    custom = [m for m in manifests if m["apiVersion"].startswith("kopf.dev/")]
+    assert custom
+    assert {(m["apiVersion"], m["kind"]) for m in custom} <= served_kinds(manifests)
+
+
+def test_crds_are_kept_on_uninstall(helm: Helm) -> None:
+    crds = find(helm.render(), "CustomResourceDefinition")
+    assert crds
+    for crd in crds:
+        assert crd["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+
+
+def test_peering_object_matches_the_operator_peering_flag(helm: Helm, tmp_path: Path) -> None:
+    cluster = find(helm.render(), "ClusterKopfPeering")
+    assert [p["metadata"]["name"] for p in cluster] == ["bookstore-operator"]
+
+    values = write_values(tmp_path, "ns", {"watchNamespaces": ["shops", "outlet"]})
+    manifests = helm.render(values)
+    namespaced = find(manifests, "KopfPeering")
+    assert sorted(p["metadata"]["namespace"] for p in namespaced) == ["outlet", "shops"]
+    assert not find(manifests, "ClusterKopfPeering")
+    args = find(manifests, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--peering=bookstore-operator" in args
+
+
+def test_notes_tell_the_user_the_next_command(helm: Helm) -> None:
+    result = helm.run("install", "bookstore", str(CHART), "--dry-run=client", "-n", "bs")
+    assert result.returncode == 0, result.stderr
+    assert "kubectl apply -f examples/bookstore.yaml" in result.stdout
+    assert "kubectl get bookstores -w" in result.stdout

@@ -1,0 +1,97 @@
+"""The chart ships exactly the repository's CRDs and the operator's least-privilege rules."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.chart.helm import (
+    CHART,
+    OPERATOR_ROLE,
+    SOURCE_CRDS,
+    Helm,
+    find,
+    needs_operator_role,
+    write_values,
+)
+
+CHART_CRDS = CHART / "files" / "crds"
+CHART_ROLE = CHART / "files" / "rbac" / "role.yaml"
+
+
+def canonical(rules: list[dict[str, Any]]) -> set[tuple[Any, ...]]:
+    """Rules as a set of (apiGroup, resource, verb, names, urls) grants, whatever their grouping."""
+    grants = set()
+    for rule in rules:
+        names = tuple(sorted(rule.get("resourceNames", [])))
+        for verb in rule.get("verbs", []):
+            for url in rule.get("nonResourceURLs", []):
+                grants.add(("", "", verb, names, url))
+            for group in rule.get("apiGroups", []):
+                for resource in rule.get("resources", []):
+                    grants.add((group, resource, verb, names, ""))
+    return grants
+
+
+def source_rules() -> list[dict[str, Any]]:
+    """The rules of operator/rbac/role.yaml (the single source)."""
+    role = yaml.safe_load(OPERATOR_ROLE.read_text())
+    rules: list[dict[str, Any]] = role["rules"]
+    return rules
+
+
+def test_chart_crds_are_byte_identical_to_the_repository_crds() -> None:
+    sources = sorted(SOURCE_CRDS.glob("*.yaml"))
+    assert sources, "crds/ holds no CRD"
+    copies = sorted(CHART_CRDS.glob("*.yaml"))
+    assert [p.name for p in copies] == [p.name for p in sources], "run `make crds`"
+    for source, copy in zip(sources, copies, strict=True):
+        assert copy.read_bytes() == source.read_bytes(), (
+            f"{copy} differs from {source}: run `make crds`"
+        )
+
+
+def test_chart_has_no_crds_directory_helm_would_install_unmanaged() -> None:
+    assert not (CHART / "crds").exists(), (
+        "charts/bookstore-operator/crds/ would make Helm install the CRDs unmanaged and then "
+        "fail on the templated copies: the chart reads files/crds/ instead"
+    )
+
+
+def test_chart_renders_every_crd_of_the_repository(helm: Helm) -> None:
+    expected = set()
+    for path in SOURCE_CRDS.glob("*.yaml"):
+        expected |= {doc["metadata"]["name"] for doc in yaml.safe_load_all(path.read_text()) if doc}
+    rendered = {crd["metadata"]["name"] for crd in find(helm.render(), "CustomResourceDefinition")}
+    assert rendered == expected
+
+
+@needs_operator_role
+def test_chart_role_copy_is_byte_identical_to_the_operator_role() -> None:
+    assert CHART_ROLE.read_bytes() == OPERATOR_ROLE.read_bytes(), "run `make crds`"
+
+
+@needs_operator_role
+def test_cluster_role_rules_equal_the_operator_role(helm: Helm) -> None:
+    (cluster_role,) = find(helm.render(), "ClusterRole")
+    assert cluster_role["rules"] == source_rules()
+
+
+@needs_operator_role
+def test_namespaced_roles_and_cluster_role_together_grant_exactly_the_operator_role(
+    helm: Helm, tmp_path: Path
+) -> None:
+    values = write_values(tmp_path, "ns", {"watchNamespaces": ["shops", "outlet"]})
+    manifests = helm.render(values)
+    roles = find(manifests, "Role")
+    assert sorted(role["metadata"]["namespace"] for role in roles) == ["outlet", "shops"]
+    bindings = find(manifests, "RoleBinding")
+    assert sorted(b["metadata"]["namespace"] for b in bindings) == ["outlet", "shops"]
+    cluster_rules = [rule for role in find(manifests, "ClusterRole") for rule in role["rules"]]
+    for role in roles:
+        assert canonical(role["rules"] + cluster_rules) == canonical(source_rules())
+        assert not {"namespaces", "customresourcedefinitions"} & {
+            resource for rule in role["rules"] for resource in rule.get("resources", [])
+        }
