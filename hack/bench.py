@@ -206,6 +206,7 @@ def print_report(document: dict[str, Any]) -> None:
 def main() -> int:
     """Run the benchmark, print the table, write the JSON; 1 on failure or oversell."""
     logging.basicConfig(level=logging.INFO, format="bench: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per seed request otherwise
     seconds = _env_number("BENCH_SECONDS", 10)
     warmup = _env_number("BENCH_WARMUP_SECONDS", 2)
     started = time.monotonic()

@@ -113,6 +113,7 @@ def serve(group: bench_procs.ProcessGroup) -> int:
 def main() -> int:
     """Run the local stack until interrupted; every process is stopped on the way out."""
     logging.basicConfig(level=logging.INFO, format="dev: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     DEV_DIR.mkdir(exist_ok=True)
     group = bench_procs.ProcessGroup(log_dir=None)
     try:
