@@ -1,0 +1,79 @@
+"""`bookstore-operator`: run the operator (kubeconfig or in-cluster credentials, via kopf)."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+import kopf
+
+import bookstore_operator.handlers  # noqa: F401  (importing registers the kopf handlers)
+from bookstore_operator import __version__
+
+LOG_FORMATS = {
+    "json": kopf.LogFormat.JSON,
+    "plain": kopf.LogFormat.PLAIN,
+    "full": kopf.LogFormat.FULL,
+}
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The command line; BOOKSTORE_* environment variables configure the rest (settings.py)."""
+    parser = argparse.ArgumentParser(
+        prog="bookstore-operator",
+        description="Run the Bookstore operator. Credentials: in-cluster service account, "
+        "else the current kubeconfig context.",
+    )
+    parser.add_argument(
+        "--namespace",
+        "-n",
+        action="append",
+        default=[],
+        metavar="NS",
+        help="Serve only this namespace (repeatable; glob patterns allowed). Default: all.",
+    )
+    parser.add_argument(
+        "--liveness-port",
+        type=int,
+        default=8080,
+        help="Port of the /healthz liveness endpoint (0 disables it). Default: 8080.",
+    )
+    parser.add_argument(
+        "--peering",
+        default="bookstore-operator",
+        metavar="NAME",
+        help="KopfPeering/ClusterKopfPeering object that keeps two replicas from both acting.",
+    )
+    parser.add_argument(
+        "--standalone",
+        action="store_true",
+        help="Do not coordinate with other replicas (development only).",
+    )
+    parser.add_argument(
+        "--log-format",
+        choices=sorted(LOG_FORMATS),
+        default="json",
+        help="Log line format. Default: json (one JSON object per line).",
+    )
+    parser.add_argument("--verbose", "-v", action="store_true", help="Debug logging.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of the `bookstore-operator` console script."""
+    args = parse_args(argv)
+    kopf.configure(verbose=args.verbose, log_format=LOG_FORMATS[args.log_format])
+    liveness = f"http://0.0.0.0:{args.liveness_port}/healthz" if args.liveness_port else None
+    kopf.run(
+        registry=kopf.get_default_registry(),
+        clusterwide=not args.namespace,
+        namespaces=args.namespace,
+        standalone=args.standalone,
+        peering_name=None if args.standalone else args.peering,
+        liveness_endpoint=liveness,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,55 @@
+"""The one place that decides whether a failure is permanent or worth retrying (and when)."""
+
+from __future__ import annotations
+
+import kopf
+import urllib3.exceptions
+from kubernetes.client.exceptions import ApiException
+
+# Retry delays in seconds; short enough to recover quickly, long enough not to hammer the API.
+CONFLICT_DELAY = 1.0
+THROTTLED_DELAY = 10.0
+SERVER_ERROR_DELAY = 10.0
+NOT_READY_DELAY = 15.0
+# Requests the API server will reject whatever we retry: invalid objects, unknown verbs.
+PERMANENT_STATUSES = frozenset({400, 405, 415, 422})
+
+
+class UserFixableError(Exception):
+    """A problem the user must fix (e.g. a missing Secret); reported in status, then retried."""
+
+    def __init__(self, reason: str, message: str, *, delay: float = NOT_READY_DELAY) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+        self.delay = delay
+
+
+def classify(exc: BaseException) -> kopf.PermanentError | kopf.TemporaryError:
+    """Turn any failure into kopf's retry decision: permanent, or temporary with a delay."""
+    if isinstance(exc, (kopf.PermanentError, kopf.TemporaryError)):
+        return exc
+    if isinstance(exc, UserFixableError):
+        return kopf.TemporaryError(f"{exc.reason}: {exc.message}", delay=exc.delay)
+    if isinstance(exc, ApiException):
+        status = int(exc.status or 0)
+        detail = f"API answered {status} {exc.reason}"
+        if status == 409:
+            return kopf.TemporaryError(f"{detail} (conflict)", delay=CONFLICT_DELAY)
+        if status == 429:
+            return kopf.TemporaryError(f"{detail} (throttled)", delay=_retry_after(exc))
+        if status in PERMANENT_STATUSES:
+            return kopf.PermanentError(f"{detail}: {exc.body}")
+        return kopf.TemporaryError(detail, delay=SERVER_ERROR_DELAY)
+    if isinstance(exc, (TimeoutError, ConnectionError, urllib3.exceptions.HTTPError)):
+        return kopf.TemporaryError(f"API unreachable: {exc!r}", delay=SERVER_ERROR_DELAY)
+    return kopf.TemporaryError(f"Unexpected failure: {exc!r}", delay=SERVER_ERROR_DELAY)
+
+
+def _retry_after(exc: ApiException) -> float:
+    """Honour the server's Retry-After header when it sends one."""
+    headers = exc.headers or {}
+    try:
+        return max(1.0, float(headers.get("Retry-After", THROTTLED_DELAY)))
+    except (TypeError, ValueError):
+        return THROTTLED_DELAY

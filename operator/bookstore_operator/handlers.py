@@ -1,0 +1,134 @@
+"""Thin kopf handlers: every trigger funnels into one serialized, idempotent reconcile.
+
+Triggers: the Bookstore's create/update/resume, any change to a child we manage (drift
+repair and status refresh), and a periodic resync timer. Reconciles of one Bookstore
+never overlap, and triggers that arrive while one is queued are coalesced into it.
+Children need no finalizer: they carry a controller ownerReference, so the garbage
+collector deletes them with the Bookstore. kopf's timer adds kopf's own finalizer, which
+kopf removes when it stops the timer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import kopf
+
+from bookstore_operator import kube
+from bookstore_operator.errors import UserFixableError, classify
+from bookstore_operator.models import API_GROUP, API_VERSION, KIND, PLURAL
+from bookstore_operator.reconciler import reconcile
+from bookstore_operator.settings import OperatorSettings
+
+BOOKSTORES = (API_GROUP, API_VERSION, PLURAL)
+MANAGED = {"app.kubernetes.io/managed-by": "bookstore-operator"}
+CHILDREN = (
+    ("v1", "secrets"),
+    ("v1", "configmaps"),
+    ("v1", "services"),
+    ("apps/v1", "deployments"),
+    ("apps/v1", "statefulsets"),
+    ("autoscaling/v2", "horizontalpodautoscalers"),
+    ("policy/v1", "poddisruptionbudgets"),
+    ("networking.k8s.io/v1", "networkpolicies"),
+    ("networking.k8s.io/v1", "ingresses"),
+)
+# Read once at import: kopf fixes a timer's interval when the handler is registered.
+RESYNC_SECONDS = OperatorSettings().resync_seconds
+
+
+@kopf.on.startup()
+async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    """Keep kopf's bookkeeping in annotations (never in status) and set up shared state."""
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=API_GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=API_GROUP, key="last-handled-configuration"
+    )
+    settings.persistence.finalizer = f"{API_GROUP}/finalizer"
+    # Resources are discovered once at startup: no need to list/watch CRDs and namespaces.
+    settings.scanning.disabled = True
+    settings.posting.level = logging.INFO
+    if "operator_settings" not in memo:
+        memo.operator_settings = OperatorSettings()
+    if "kube" not in memo:
+        memo.kube = kube.Kube.from_environment()
+    memo.locks = {}
+    memo.queued = set()
+
+
+@kopf.on.resume(*BOOKSTORES)
+@kopf.on.create(*BOOKSTORES)
+@kopf.on.update(*BOOKSTORES)
+async def reconcile_bookstore(
+    namespace: str | None, name: str, memo: kopf.Memo, logger: kopf.Logger, **_: Any
+) -> None:
+    """Bookstore created, changed, or seen at operator start: reconcile; kopf retries failures."""
+    await run_reconcile(memo, namespace or "", name, logger, escalate=True)
+
+
+@kopf.timer(*BOOKSTORES, interval=RESYNC_SECONDS, initial_delay=RESYNC_SECONDS)
+async def resync(
+    namespace: str | None, name: str, memo: kopf.Memo, logger: kopf.Logger, **_: Any
+) -> None:
+    """Periodic safety net: repairs drift and refreshes status even if a watch event was lost."""
+    await run_reconcile(memo, namespace or "", name, logger, escalate=False)
+
+
+def _register_child_watches() -> None:
+    for api_version, plural in CHILDREN:
+        group, _, version = api_version.rpartition("/")
+        kopf.on.event(group, version, plural, labels=MANAGED, id=f"child-{plural}")(child_changed)
+
+
+async def child_changed(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
+    """A managed child changed or vanished: reconcile the Bookstore that owns it."""
+    owner = controller_owner(body)
+    if owner is not None:
+        await run_reconcile(memo, body.metadata.namespace or "", owner, logger, escalate=False)
+
+
+def controller_owner(body: Mapping[str, Any]) -> str | None:
+    """The name of the Bookstore that controls this object, if any."""
+    for ref in body.get("metadata", {}).get("ownerReferences") or []:
+        ours = ref.get("kind") == KIND and ref.get("apiVersion", "").startswith(f"{API_GROUP}/")
+        if ours and ref.get("controller"):
+            return str(ref.get("name"))
+    return None
+
+
+async def run_reconcile(
+    memo: kopf.Memo, namespace: str, name: str, logger: kopf.Logger, *, escalate: bool
+) -> None:
+    """Reconcile one Bookstore, one at a time; a trigger already queued absorbs new ones."""
+    key = (namespace, name)
+    if key in memo.queued and not escalate:
+        return
+    memo.queued.add(key)
+    lock: asyncio.Lock = memo.locks.setdefault(key, asyncio.Lock())
+    async with lock:
+        memo.queued.discard(key)
+        client: kube.Kube = memo.kube
+        settings: OperatorSettings = memo.operator_settings
+        try:
+            body = await client.get(kube.BOOKSTORE_API_VERSION, KIND, namespace, name)
+            if body is None or body["metadata"].get("deletionTimestamp"):
+                return  # gone or going: the garbage collector removes the children
+            await reconcile(client, body, settings, logger)
+        except Exception as exc:
+            error = classify(_sooner(exc, settings))
+            if escalate:
+                raise error from exc
+            logger.warning("Reconcile of %s/%s did not finish: %s", namespace, name, error)
+
+
+def _sooner(exc: Exception, settings: OperatorSettings) -> Exception:
+    """Never wait longer than a resync period before retrying a user-fixable problem."""
+    if isinstance(exc, UserFixableError):
+        exc.delay = min(exc.delay, settings.resync_seconds)
+    return exc
+
+
+_register_child_watches()

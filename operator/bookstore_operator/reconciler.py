@@ -1,0 +1,191 @@
+"""One idempotent reconcile: check inputs, apply children, observe them, report status.
+
+A flat list of steps (after CloudNativePG's reconciler): every API call goes through
+`kube`, every status field comes from `status.compute_status`, and every failure leaves
+through `errors.classify` in the handlers.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Mapping
+from typing import Any, cast
+
+import kopf
+import pydantic
+
+from bookstore_operator import builders, kube
+from bookstore_operator.errors import UserFixableError
+from bookstore_operator.models import Bookstore, ExternalDatabaseFacts
+from bookstore_operator.settings import OperatorSettings
+from bookstore_operator.status import Observed, Problem, compute_status
+
+SECRET_KEYS_HINT = "host, port, username, password (optional: database, sslmode)"  # noqa: S105
+
+
+async def reconcile(
+    client: kube.Kube, body: Mapping[str, Any], settings: OperatorSettings, logger: kopf.Logger
+) -> None:
+    """Make the children match the Bookstore's spec and report how it is doing."""
+    store = Bookstore.parse(body, settings)
+    problems: list[Problem] = []
+    facts = await check_external_database(client, store, problems)
+    await check_api_key_secret(client, store, problems)
+    if facts is not None:
+        store = store.model_copy(update={"external_database": facts})
+    write = not store.spec.paused and not problems
+    report = kube.ApplyReport()
+    if not problems:
+        report = await apply_all(client, store, write=write)
+    else:  # the children cannot be built right now; still report how the workloads are doing
+        for key in workload_keys(store).values():
+            report.live[key] = await client.get(
+                key.api_version, key.kind, store.namespace, key.name
+            )
+    problems += [
+        Problem(
+            "ChildNotOwned",
+            f"{name} exists but is not owned by this Bookstore; the operator leaves it alone:"
+            " delete or rename it",
+            "Degraded",
+        )
+        for name in report.foreign
+    ]
+    keys = workload_keys(store)
+    observed = Observed(
+        catalog=report.live.get(keys["catalog"]),
+        orders=report.live.get(keys["orders"]),
+        database=None if store.spec.database.is_external else report.live.get(keys["database"]),
+        problems=tuple(problems),
+        in_sync=not report.drifted,
+        changed=report.changed,
+    )
+    previous = body.get("status") or {}
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    status = compute_status(store, observed, previous, now)
+    announce(body, report, previous, status)
+    if await kube.write_status(client, body, status):
+        logger.info("Status: phase %s, generation %s.", status["phase"], store.generation)
+    if problems and any(p.phase == "Failed" for p in problems):
+        raise UserFixableError(problems[0].reason, problems[0].message)
+
+
+async def apply_all(client: kube.Kube, store: Bookstore, *, write: bool) -> kube.ApplyReport:
+    """Generated Secrets first (create-only), then every other child in creation order."""
+    secrets = {
+        builders.ChildKey("v1", "Secret", manifest["metadata"]["name"]): manifest
+        for manifest in (
+            builders.build_database_secret(store),
+            builders.build_api_key_secret(store),
+        )
+        if manifest is not None
+    }
+    report = await kube.apply_children(client, store, secrets, write=write)
+    rest = await kube.apply_children(client, store, builders.build_children(store), write=write)
+    for field in ("created", "updated", "deleted", "foreign", "drifted"):
+        getattr(report, field).extend(getattr(rest, field))
+    report.live.update(rest.live)
+    return report
+
+
+def workload_keys(store: Bookstore) -> dict[str, builders.ChildKey]:
+    """The children whose real state the status reports."""
+    return {
+        "catalog": builders.ChildKey("apps/v1", "Deployment", store.child_name("catalog")),
+        "orders": builders.ChildKey("apps/v1", "Deployment", store.child_name("orders")),
+        "database": builders.ChildKey("apps/v1", "StatefulSet", store.child_name("postgres")),
+    }
+
+
+async def check_external_database(
+    client: kube.Kube, store: Bookstore, problems: list[Problem]
+) -> ExternalDatabaseFacts | None:
+    """Read the external database Secret; record what the user must fix when it is unusable."""
+    external = store.spec.database.external
+    if external is None or not store.spec.database.is_external:
+        return None
+    where = f"Secret {store.namespace}/{external.secret_name} (spec.database.external.secretName)"
+    values = await client.read_secret(store.namespace, external.secret_name)
+    if values is None:
+        problems.append(
+            Problem(
+                "ExternalSecretMissing",
+                f"{where} does not exist: create it with keys {SECRET_KEYS_HINT}",
+            )
+        )
+        return None
+    missing = [key for key in builders.EXTERNAL_SECRET_KEYS if not values.get(key)]
+    if missing:
+        problems.append(
+            Problem(
+                "ExternalSecretInvalid",
+                f"{where} lacks key(s) {', '.join(missing)}: add them (keys: {SECRET_KEYS_HINT})",
+            )
+        )
+        return None
+    facts = {key: values[key] for key in ExternalDatabaseFacts.model_fields if values.get(key)}
+    try:
+        return ExternalDatabaseFacts.model_validate(facts)
+    except pydantic.ValidationError as exc:
+        fields = ", ".join(str(error["loc"][0]) for error in exc.errors())
+        problems.append(
+            Problem("ExternalSecretInvalid", f"{where} has an invalid value for: {fields}")
+        )
+        return None
+
+
+async def check_api_key_secret(
+    client: kube.Kube, store: Bookstore, problems: list[Problem]
+) -> None:
+    """A user-named API key Secret must exist and hold the key the services read."""
+    name = store.spec.auth.api_key_secret_name
+    if not name:
+        return
+    where = f"Secret {store.namespace}/{name} (spec.auth.apiKeySecretName)"
+    values = await client.read_secret(store.namespace, name)
+    if values is None:
+        problems.append(
+            Problem(
+                "ApiKeySecretMissing",
+                f"{where} does not exist: create it with key {builders.API_KEY_SECRET_KEY}",
+            )
+        )
+    elif not values.get(builders.API_KEY_SECRET_KEY):
+        problems.append(
+            Problem(
+                "ApiKeySecretInvalid", f"{where} lacks key {builders.API_KEY_SECRET_KEY}: add it"
+            )
+        )
+
+
+def announce(
+    body: Mapping[str, Any],
+    report: kube.ApplyReport,
+    previous: Mapping[str, Any],
+    status: Mapping[str, Any],
+) -> None:
+    """Kubernetes events for what changed: Normal for actions, Warning for new problems."""
+    target = kopf.Body(cast(kopf.RawBody, dict(body)))
+    for verb, names in (
+        ("Created", report.created),
+        ("Updated", report.updated),
+        ("Deleted", report.deleted),
+    ):
+        for name in names:
+            kopf.info(target, reason=verb, message=f"{verb} {name}")
+    before = {c.get("type"): c for c in previous.get("conditions") or []}
+    after = {c["type"]: c for c in status["conditions"]}
+    ready_before, ready_after = before.get("Ready", {}), after["Ready"]
+    progressing_after = after["Progressing"]
+    if (
+        status["phase"] in ("Failed", "Degraded")
+        and ready_before.get("reason") != ready_after["reason"]
+    ):
+        kopf.warn(target, reason=ready_after["reason"], message=ready_after["message"])
+    elif ready_after["status"] == "True" and ready_before.get("status") != "True":
+        kopf.info(target, reason="RolloutComplete", message=ready_after["message"])
+    if (
+        progressing_after["reason"] == "Paused"
+        and before.get("Progressing", {}).get("reason") != "Paused"
+    ):
+        kopf.info(target, reason="Paused", message=progressing_after["message"])

@@ -1,0 +1,204 @@
+"""Pure status computation: what the Bookstore reports, derived from its children's real state.
+
+Nothing here talks to the API. `compute_status` takes what the reconciler observed and the
+previous status, and returns the complete new status (only the fields the CRD declares).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+from bookstore_operator.models import Bookstore
+
+# DESIGN.md fixes the services' port; the builders use the same number for the Services.
+SERVICE_PORT = 8000
+CONDITION_TYPES = ("Ready", "DatabaseReady", "CatalogReady", "OrdersReady", "Progressing")
+Phase = Literal["Pending", "Progressing", "Ready", "Degraded", "Failed"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Problem:
+    """Something the user must fix; `phase` says how bad it is."""
+
+    reason: str
+    message: str
+    phase: Literal["Failed", "Degraded"] = "Failed"
+
+
+@dataclasses.dataclass(frozen=True)
+class Observed:
+    """What one reconcile saw: the live workloads and what it could not do."""
+
+    catalog: Mapping[str, Any] | None = None
+    orders: Mapping[str, Any] | None = None
+    database: Mapping[str, Any] | None = None  # the StatefulSet; None with an external database
+    problems: Sequence[Problem] = ()
+    in_sync: bool = True  # every child already matched its desired state
+    changed: bool = False  # this reconcile wrote to children
+
+
+@dataclasses.dataclass(frozen=True)
+class Verdict:
+    """One condition's outcome before it is stamped with times and generations."""
+
+    ok: bool
+    reason: str
+    message: str
+    rolling: bool = False  # not ready because a rollout is still under way
+
+
+def compute_status(
+    store: Bookstore, observed: Observed, previous_status: Mapping[str, Any], now: str
+) -> dict[str, Any]:
+    """The whole status for `store`, given what was observed and the previous status."""
+    database = _database_verdict(store, observed)
+    catalog = _deployment_verdict("catalog", observed.catalog)
+    orders = _deployment_verdict("orders", observed.orders)
+    progressing = _progressing_verdict(store, observed, (database, catalog, orders))
+    ready = _ready_verdict(store, observed, (database, catalog, orders))
+    verdicts = {
+        "Ready": ready,
+        "DatabaseReady": database,
+        "CatalogReady": catalog,
+        "OrdersReady": orders,
+        "Progressing": progressing,
+    }
+    previous = {c.get("type"): c for c in previous_status.get("conditions") or []}
+    conditions = [
+        _condition(kind, verdict, previous.get(kind), store.generation, now)
+        for kind, verdict in verdicts.items()
+    ]
+    return {
+        "observedGeneration": store.generation,
+        "phase": _phase(observed, ready, progressing),
+        "version": store.version if ready.ok else str(previous_status.get("version") or ""),
+        "conditions": conditions,
+        "catalog": _replicas(observed.catalog),
+        "orders": _replicas(observed.orders),
+        "endpoints": {
+            component: f"http://{store.child_name(component)}.{store.namespace}.svc:{SERVICE_PORT}"
+            for component in ("catalog", "orders")
+        },
+    }
+
+
+def _condition(
+    kind: str, verdict: Verdict, previous: Mapping[str, Any] | None, generation: int, now: str
+) -> dict[str, Any]:
+    status = "True" if verdict.ok else "False"
+    unchanged = previous is not None and previous.get("status") == status
+    return {
+        "type": kind,
+        "status": status,
+        "reason": verdict.reason,
+        "message": verdict.message,
+        "lastTransitionTime": previous["lastTransitionTime"] if unchanged and previous else now,
+        "observedGeneration": generation,
+    }
+
+
+def _desired_replicas(workload: Mapping[str, Any]) -> int:
+    spec, status = workload.get("spec") or {}, workload.get("status") or {}
+    return int(spec.get("replicas", status.get("replicas", 1)))
+
+
+def _rolled_out(workload: Mapping[str, Any]) -> bool:
+    """The controller has seen the latest spec (observedGeneration >= generation)."""
+    generation = workload.get("metadata", {}).get("generation", 1)
+    return int((workload.get("status") or {}).get("observedGeneration", 0)) >= int(generation)
+
+
+def _deployment_verdict(component: str, deployment: Mapping[str, Any] | None) -> Verdict:
+    if deployment is None:
+        return Verdict(False, "DeploymentMissing", f"Deployment for {component} does not exist yet")
+    status = deployment.get("status") or {}
+    desired = _desired_replicas(deployment)
+    ready = int(status.get("readyReplicas", 0))
+    updated = int(status.get("updatedReplicas", 0))
+    available = any(
+        c.get("type") == "Available" and c.get("status") == "True"
+        for c in status.get("conditions") or []
+    )
+    counts = f"{ready}/{desired} replicas ready, {updated} updated"
+    if not _rolled_out(deployment) or updated < desired:
+        return Verdict(
+            False, "RolloutInProgress", f"{component} rollout in progress: {counts}", True
+        )
+    if ready < desired or not available:
+        return Verdict(
+            False, "DeploymentUnavailable", f"{component} is not available: {counts}", True
+        )
+    return Verdict(True, "DeploymentAvailable", f"{component} is available: {counts}")
+
+
+def _database_verdict(store: Bookstore, observed: Observed) -> Verdict:
+    secret_problems = [p for p in observed.problems if p.reason.startswith("ExternalSecret")]
+    if store.spec.database.is_external:
+        if secret_problems:
+            return Verdict(False, secret_problems[0].reason, secret_problems[0].message)
+        name = store.spec.database.external.secret_name if store.spec.database.external else ""
+        return Verdict(True, "ExternalDatabaseConfigured", f"Using the database in Secret {name}")
+    statefulset = observed.database
+    if statefulset is None:
+        return Verdict(False, "StatefulSetMissing", "PostgreSQL StatefulSet does not exist yet")
+    desired = _desired_replicas(statefulset)
+    ready = int((statefulset.get("status") or {}).get("readyReplicas", 0))
+    counts = f"{ready}/{desired} PostgreSQL replicas ready"
+    if not _rolled_out(statefulset) or ready < desired:
+        return Verdict(False, "StatefulSetNotReady", counts, True)
+    return Verdict(True, "StatefulSetReady", counts)
+
+
+def _progressing_verdict(
+    store: Bookstore, observed: Observed, components: Sequence[Verdict]
+) -> Verdict:
+    if store.spec.paused:
+        return Verdict(
+            False, "Paused", "spec.paused is true: the operator makes no changes to the children"
+        )
+    if observed.problems:
+        return Verdict(False, observed.problems[0].reason, observed.problems[0].message)
+    waiting = [v.message for v in components if v.rolling]
+    if observed.changed or not observed.in_sync or waiting:
+        detail = "; ".join(waiting) or "applying changes to the children"
+        return Verdict(True, "RolloutInProgress", f"Generation {store.generation}: {detail}")
+    return Verdict(False, "RolloutComplete", f"Generation {store.generation} is fully rolled out")
+
+
+def _ready_verdict(store: Bookstore, observed: Observed, components: Sequence[Verdict]) -> Verdict:
+    if observed.problems:
+        return Verdict(False, observed.problems[0].reason, observed.problems[0].message)
+    if store.spec.paused and not observed.in_sync:
+        return Verdict(
+            False, "Paused", "spec.paused is true: the current spec is not applied to the children"
+        )
+    not_ready = [v.message for v in components if not v.ok]
+    if not_ready:
+        return Verdict(False, "ComponentsNotReady", "; ".join(not_ready))
+    if observed.changed or not observed.in_sync:
+        return Verdict(False, "RolloutInProgress", "Changes were just applied to the children")
+    return Verdict(True, "AllComponentsReady", f"Generation {store.generation} serves traffic")
+
+
+def _phase(observed: Observed, ready: Verdict, progressing: Verdict) -> Phase:
+    if any(p.phase == "Failed" for p in observed.problems):
+        return "Failed"
+    if observed.problems:
+        return "Degraded"
+    if ready.ok:
+        return "Ready"
+    if progressing.ok:
+        return "Progressing"
+    if observed.catalog is None and observed.orders is None:
+        return "Pending"
+    return "Degraded"
+
+
+def _replicas(deployment: Mapping[str, Any] | None) -> dict[str, Any]:
+    if deployment is None:
+        return {"replicas": 0, "readyReplicas": 0, "ready": "0/0"}
+    desired = _desired_replicas(deployment)
+    ready = int((deployment.get("status") or {}).get("readyReplicas", 0))
+    return {"replicas": desired, "readyReplicas": ready, "ready": f"{ready}/{desired}"}

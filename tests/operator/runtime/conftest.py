@@ -1,0 +1,208 @@
+"""Harness: the emulated API server on a real port, and the real kopf runtime in this loop."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterator
+from typing import Any
+
+import kmock
+import kopf
+import pytest
+
+# kopf fixes a timer's interval when the handler is registered, i.e. at import.
+RESYNC_SECONDS = 1.0
+os.environ["BOOKSTORE_RESYNC_SECONDS"] = str(RESYNC_SECONDS)
+
+from bookstore_operator import handlers  # noqa: E402
+from bookstore_operator.kube import Kube  # noqa: E402
+from bookstore_operator.settings import OperatorSettings  # noqa: E402
+from tests.operator.runtime.emulator import Emulator  # noqa: E402
+
+NAMESPACE = "shop"
+BOOKSTORES = f"/apis/bookstore.dev/v1alpha1/namespaces/{NAMESPACE}/bookstores"
+TIMEOUT = 30.0
+
+
+@kopf.on.login()
+def login_to_emulator(memo: kopf.Memo, **_: Any) -> kopf.ConnectionInfo:
+    """Point kopf at the emulator of the running test (the URL travels in the memo)."""
+    return kopf.ConnectionInfo(server=memo.server)
+
+
+async def eventually(
+    check: Callable[[], Any], *, timeout: float = TIMEOUT, what: str = "condition"
+) -> Any:
+    """Poll until `check()` returns something truthy; fail with the last value after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if isinstance(value, Awaitable):
+            value = await value
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"Timed out after {timeout}s waiting for {what}; last value: {value!r}")
+        await asyncio.sleep(0.05)
+
+
+class ForeignTasks(Collection["asyncio.Task[Any]"]):
+    """Every task whose coroutine is not kopf's: the ones kopf must not cancel when it stops.
+
+    kopf cancels all tasks created after its start, which here includes the emulator's
+    connection handlers and pytest's own tasks.
+    """
+
+    def __contains__(self, task: object) -> bool:
+        coro = task.get_coro() if isinstance(task, asyncio.Task) else None
+        code = getattr(coro, "cr_code", None)
+        return code is None or f"{os.sep}kopf{os.sep}" not in code.co_filename
+
+    def __iter__(self) -> Iterator[asyncio.Task[Any]]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+
+class Operator:
+    """The real kopf runtime (all of our handlers) against the emulator, stoppable and restartable."""
+
+    def __init__(self, emulator: Emulator) -> None:
+        self.emulator = emulator
+        self._task: asyncio.Task[None] | None = None
+        self._stop: asyncio.Event | None = None
+        self._kube: Kube | None = None
+
+    async def start(self) -> None:
+        """Spawn kopf's tasks and wait until the operator is ready."""
+        assert handlers.RESYNC_SECONDS == RESYNC_SECONDS, "handlers imported before conftest"
+        url = str(self.emulator.url).rstrip("/")
+        self._kube = Kube.for_host(url)
+        self._stop, ready = asyncio.Event(), asyncio.Event()
+        settings = kopf.OperatorSettings()
+        settings.watching.reconnect_backoff = 0.1
+        settings.networking.request_timeout = 10
+        memo = kopf.Memo(
+            server=url,
+            kube=self._kube,
+            operator_settings=OperatorSettings(resync_seconds=RESYNC_SECONDS),
+        )
+        tasks = await kopf.spawn_tasks(
+            clusterwide=True,
+            standalone=True,
+            settings=settings,
+            memo=memo,
+            stop_flag=self._stop,
+            ready_flag=ready,
+        )
+        self._task = asyncio.create_task(kopf.run_tasks(tasks, ignored=ForeignTasks()))
+        await asyncio.wait_for(ready.wait(), TIMEOUT)
+
+    async def stop(self) -> None:
+        """Ask kopf to stop and wait until every one of its tasks has finished."""
+        if self._task is None or self._stop is None:
+            return
+        self._stop.set()
+        await asyncio.wait_for(self._task, TIMEOUT)
+        self._task = None
+        if self._kube is not None:
+            self._kube.close()
+
+
+@pytest.fixture
+async def emulator() -> AsyncIterator[Emulator]:
+    """A fresh emulated API server listening on 127.0.0.1."""
+    async with Emulator() as server, kmock.Server(server):
+        yield server
+
+
+@pytest.fixture
+async def operator(emulator: Emulator) -> AsyncIterator[Operator]:
+    """The operator, running; stopped at the end of the test."""
+    runtime = Operator(emulator)
+    await runtime.start()
+    try:
+        yield runtime
+    finally:
+        await runtime.stop()
+
+
+async def api(
+    emulator: Emulator, method: str, path: str, body: Any = None, *, merge: bool = False
+) -> dict[str, Any]:
+    """A request made by the test itself (a user with kubectl); fails on an error status."""
+    headers = {"Content-Type": "application/merge-patch+json"} if merge else {}
+    async with emulator.request(method, path, json=body, headers=headers) as response:
+        payload: dict[str, Any] = await response.json()
+        assert response.status < 300, payload
+        return payload
+
+
+async def create_bookstore(emulator: Emulator, name: str, spec: dict[str, Any] | None = None) -> None:
+    """Apply a Bookstore, as `kubectl apply` would."""
+    body = {
+        "apiVersion": "bookstore.dev/v1alpha1",
+        "kind": "Bookstore",
+        "metadata": {"name": name, "namespace": NAMESPACE},
+        "spec": spec or {},
+    }
+    await api(emulator, "POST", BOOKSTORES, body)
+
+
+async def create_secret(emulator: Emulator, name: str, values: dict[str, str]) -> None:
+    """Create a user's Secret (not managed by the operator)."""
+    data = {key: base64.b64encode(value.encode()).decode() for key, value in values.items()}
+    body = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "data": data}
+    await api(emulator, "POST", f"/api/v1/namespaces/{NAMESPACE}/secrets", body)
+
+
+def bookstore(emulator: Emulator, name: str) -> dict[str, Any]:
+    """The Bookstore as the API server holds it."""
+    found = emulator.live("bookstore.dev/v1alpha1/bookstores", NAMESPACE, name)
+    assert found is not None, f"Bookstore {name} does not exist"
+    return found
+
+
+def condition(store: dict[str, Any], kind: str) -> dict[str, Any]:
+    """One status condition (empty when absent)."""
+    for item in (store.get("status") or {}).get("conditions") or []:
+        if item["type"] == kind:
+            return dict(item)
+    return {}
+
+
+async def mark_workloads_ready(emulator: Emulator, name: str) -> None:
+    """Play the Deployment and StatefulSet controllers: every workload rolled out and ready."""
+    for plural in ("deployments", "statefulsets"):
+        for obj in emulator.live_items(f"apps/v1/{plural}"):
+            if obj["metadata"]["labels"].get("app.kubernetes.io/instance") != name:
+                continue
+            replicas = obj["spec"].get("replicas", 2)
+            status = {
+                "observedGeneration": obj["metadata"]["generation"],
+                "replicas": replicas,
+                "updatedReplicas": replicas,
+                "readyReplicas": replicas,
+                "availableReplicas": replicas,
+                "conditions": [{"type": "Available", "status": "True"}],
+            }
+            path = f"/apis/apps/v1/namespaces/{NAMESPACE}/{plural}/{obj['metadata']['name']}/status"
+            await api(emulator, "PATCH", path, {"status": status}, merge=True)
+
+
+async def wait_ready(emulator: Emulator, name: str) -> dict[str, Any]:
+    """Wait until the Bookstore reports Ready=True for its current generation."""
+
+    def ready() -> dict[str, Any] | None:
+        store = bookstore(emulator, name)
+        status = store.get("status") or {}
+        current = status.get("observedGeneration") == store["metadata"]["generation"]
+        ok = current and status.get("phase") == "Ready"
+        return store if ok and condition(store, "Ready").get("status") == "True" else None
+
+    found: dict[str, Any] = await eventually(ready, what=f"Bookstore {name} Ready")
+    return found

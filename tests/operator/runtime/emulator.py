@@ -1,0 +1,289 @@
+"""A kmock KubernetesEmulator that behaves enough like a real API server to run kopf end to end.
+
+kmock 0.8 stores objects as plain dicts. This subclass adds what kopf and the operator rely
+on: uid/creationTimestamp/resourceVersion/generateName on create, a resourceVersion that
+moves on every change (409 on a stale one), `metadata.generation` bumped on spec changes,
+status written only through the /status subresource, JSON patch (422 on a failed `test`),
+RFC 7386 merge patch (lists replaced), no-op patches that change nothing, real list
+resourceVersions and watches that honour `?resourceVersion=`.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime
+import itertools
+import json
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import aiohttp.web
+import attrs
+import jsonpatch
+import kmock
+from kmock._internal import enums, rendering
+
+# (group/version/plural, kind, namespaced, subresources)
+RESOURCES: list[tuple[str, str, bool, tuple[str, ...]]] = [
+    ("bookstore.dev/v1alpha1/bookstores", "Bookstore", True, ("status",)),
+    ("v1/namespaces", "Namespace", False, ("status",)),
+    ("v1/events", "Event", True, ()),
+    ("v1/secrets", "Secret", True, ()),
+    ("v1/configmaps", "ConfigMap", True, ()),
+    ("v1/services", "Service", True, ("status",)),
+    ("apps/v1/deployments", "Deployment", True, ("status",)),
+    ("apps/v1/statefulsets", "StatefulSet", True, ("status",)),
+    ("autoscaling/v2/horizontalpodautoscalers", "HorizontalPodAutoscaler", True, ("status",)),
+    ("policy/v1/poddisruptionbudgets", "PodDisruptionBudget", True, ("status",)),
+    ("networking.k8s.io/v1/networkpolicies", "NetworkPolicy", True, ()),
+    ("networking.k8s.io/v1/ingresses", "Ingress", True, ("status",)),
+    ("coordination.k8s.io/v1/leases", "Lease", True, ()),
+]
+VERBS = ("get", "list", "watch", "create", "patch", "update", "delete")
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+class ConflictError(kmock.KubernetesError):
+    """409: the object changed since the client read it, or already exists."""
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386 JSON merge patch: dicts merge, null deletes, everything else replaces."""
+    if not isinstance(patch, Mapping):
+        return copy.deepcopy(patch)
+    result = dict(target) if isinstance(target, Mapping) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patch(result.get(key), value)
+    return result
+
+
+@attrs.define(kw_only=True)
+class Emulator(kmock.KubernetesEmulator):
+    """An in-memory API server for the operator's runtime tests."""
+
+    _revisions: itertools.count[int] = attrs.field(factory=lambda: itertools.count(1), init=False)
+    _revision: int = attrs.field(default=0, init=False)
+    _with_status: set[kmock.resource] = attrs.field(factory=set, init=False)
+
+    def __attrs_post_init__(self) -> None:
+        super().__attrs_post_init__()
+        for key, kind, namespaced, subresources in RESOURCES:
+            self.resources[key] = kmock.ResourceInfo(
+                kind=kind, namespaced=namespaced, verbs=VERBS, subresources=subresources
+            )
+            if "status" in subresources:
+                self._with_status.add(kmock.resource(key))
+
+    # --- what tests read -------------------------------------------------------------------
+
+    def live(self, plural: str, namespace: str | None, name: str) -> dict[str, Any] | None:
+        """The live object (a deep copy), or None when absent."""
+        key = (kmock.resource(plural), namespace, name)
+        if key not in self.objects or self.objects[key].deleted:
+            return None
+        return copy.deepcopy(self.objects[key].last.raw)
+
+    def live_items(self, plural: str) -> list[dict[str, Any]]:
+        """Every live object of a resource."""
+        res = kmock.resource(plural)
+        return [
+            copy.deepcopy(obj.last.raw)
+            for (r, _, _), obj in self.objects.items()
+            if r == res and not obj.deleted
+        ]
+
+    def writes(self, *, since: int = 0) -> list[rendering.Request]:
+        """Write requests made by anyone but the test itself (kmock's own client)."""
+        return [
+            request
+            for request in self._requests[since:]
+            if request.method.value in WRITE_METHODS
+            and not request.headers.get("User-Agent", "").startswith("kmock/")
+        ]
+
+    # --- request handling ------------------------------------------------------------------
+
+    async def _handle(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
+        action = request.action
+        if request.resource is None or action not in {
+            enums.action.CREATE,
+            enums.action.UPDATE,
+            enums.action.DELETE,
+        }:
+            return await super()._handle(request)
+        async with self._lock:
+            if action == enums.action.CREATE:
+                body, status = self._create(request), 201
+            elif action == enums.action.UPDATE:
+                body, status = self._patch(request), 200
+            else:
+                body, status = self._delete(request), 200
+        return aiohttp.web.json_response(body, status=status)
+
+    def _key(self, request: rendering.Request, name: str | None = None) -> Any:
+        return (request.resource, request.namespace, name or request.name)
+
+    def _bump(self, obj: dict[str, Any]) -> None:
+        self._revision = next(self._revisions)
+        obj.setdefault("metadata", {})["resourceVersion"] = str(self._revision)
+
+    async def _publish(self, request: rendering.Request, kind: str, obj: dict[str, Any]) -> None:
+        await self._buses[request.resource].put({"type": kind, "object": copy.deepcopy(obj)})
+
+    def _create(self, request: rendering.Request) -> dict[str, Any]:
+        obj = copy.deepcopy(request.data)
+        meta = obj.setdefault("metadata", {})
+        if not meta.get("name") and meta.get("generateName"):
+            meta["name"] = f"{meta['generateName']}{uuid.uuid4().hex[:5]}"
+        if request.namespace:
+            meta["namespace"] = request.namespace
+        key = self._key(request, meta["name"])
+        if key in self.objects and not self.objects[key].deleted:
+            raise ConflictError(
+                status=409, reason="AlreadyExists", message=f"{meta['name']} exists"
+            )
+        meta["uid"] = str(uuid.uuid4())
+        meta["creationTimestamp"] = _now()
+        meta["generation"] = 1
+        meta.pop("resourceVersion", None)
+        if request.resource in self._with_status:
+            obj.pop("status", None)
+        self._bump(obj)
+        if key in self.objects:
+            self.objects[key].create(obj)
+        else:
+            self.objects[key] = obj
+        self._pending.append((request, "ADDED", obj))
+        return obj
+
+    def _patch(self, request: rendering.Request) -> dict[str, Any]:
+        key = self._key(request)
+        if key not in self.objects or self.objects[key].deleted:
+            raise kmock.KubernetesObjectNotFoundError()
+        old = copy.deepcopy(self.objects[key].last.raw)
+        on_status = request.subresource == "status"
+        splits_status = request.resource in self._with_status
+        if isinstance(request.data, list):
+            ops = [
+                op
+                for op in request.data
+                if op["op"] == "test"
+                or not splits_status
+                or op["path"].startswith("/status") == on_status
+            ]
+            try:
+                new = jsonpatch.apply_patch(old, ops)
+            except (jsonpatch.JsonPatchTestFailed, jsonpatch.JsonPatchConflict) as exc:
+                raise kmock.KubernetesError(status=422, reason="Invalid", message=str(exc)) from exc
+        else:
+            patch = dict(request.data or {})
+            if splits_status:
+                status = patch.pop("status", None)
+                patch = ({"status": status} if status is not None else {}) if on_status else patch
+            wanted_rv = (patch.get("metadata") or {}).pop("resourceVersion", None)
+            if wanted_rv is not None and wanted_rv != old["metadata"].get("resourceVersion"):
+                raise ConflictError(status=409, reason="Conflict", message="stale resourceVersion")
+            new = merge_patch(old, patch)
+        for field in ("name", "namespace", "uid", "creationTimestamp", "resourceVersion"):
+            if field in old["metadata"]:
+                new["metadata"][field] = old["metadata"][field]
+        if new == old:
+            return old
+        if _spec_of(new) != _spec_of(old):
+            new["metadata"]["generation"] = old["metadata"].get("generation", 1) + 1
+        self._bump(new)
+        meta = new["metadata"]
+        self.objects[key].create(new)
+        if meta.get("deletionTimestamp") and not meta.get("finalizers"):
+            self.objects[key].delete()
+            self._pending.append((request, "DELETED", new))
+        else:
+            self._pending.append((request, "MODIFIED", new))
+        return new
+
+    def _delete(self, request: rendering.Request) -> dict[str, Any]:
+        key = self._key(request)
+        if key not in self.objects or self.objects[key].deleted:
+            raise kmock.KubernetesObjectNotFoundError()
+        obj = copy.deepcopy(self.objects[key].last.raw)
+        meta = obj["metadata"]
+        if meta.get("finalizers"):
+            if not meta.get("deletionTimestamp"):
+                meta["deletionTimestamp"] = _now()
+                self._bump(obj)
+                self.objects[key].create(obj)
+                self._pending.append((request, "MODIFIED", obj))
+            return obj
+        self._bump(obj)
+        self.objects[key].delete()
+        self._pending.append((request, "DELETED", obj))
+        return obj
+
+    async def __call__(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
+        """Serve one request, then publish the watch events it caused (outside the lock)."""
+        response = await super().__call__(raw_request)
+        while self._pending:
+            request, kind, obj = self._pending.pop(0)
+            await self._publish(request, kind, obj)
+        return response
+
+    _pending: list[tuple[rendering.Request, str, dict[str, Any]]] = attrs.field(
+        factory=list, init=False
+    )
+
+    async def _serve_list(self, request: rendering.Request) -> rendering.Payload:
+        async with self._lock:
+            items = [copy.deepcopy(o) for o in self._matching(request)]
+            revision = self._revision
+        return {"metadata": {"resourceVersion": str(revision)}, "items": items}
+
+    async def _serve_watch(self, request: rendering.Request) -> AsyncIterator[rendering.Payload]:
+        yield b""
+        assert request.resource is not None
+        bus = self._buses[request.resource]
+        mark = await bus.mark()  # subscribe BEFORE the snapshot: nothing is lost in between
+        try:
+            async with self._lock:
+                since = int(request.params.get("resourceVersion") or 0)
+                snapshot = [copy.deepcopy(o) for o in self._matching(request)]
+                revision = self._revision
+            for obj in snapshot:
+                if int(obj["metadata"]["resourceVersion"]) > since:
+                    yield {"type": "ADDED" if since == 0 else "MODIFIED", "object": obj}
+            async for event in bus.stream(since=mark):
+                obj = event["object"]
+                if int(obj["metadata"]["resourceVersion"]) <= revision:
+                    continue  # already in the snapshot
+                if request.namespace in (None, obj["metadata"].get("namespace")) and (
+                    request.name in (None, obj["metadata"]["name"])
+                ):
+                    yield event
+        finally:
+            await bus.unmark(mark)
+
+    def _matching(self, request: rendering.Request) -> list[dict[str, Any]]:
+        return [
+            obj.last.raw
+            for (resource, namespace, name), obj in self.objects.items()
+            if resource == request.resource
+            and not obj.deleted
+            and request.namespace in (None, namespace)
+            and request.name in (None, name)
+        ]
+
+
+def _spec_of(obj: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in obj.items() if k not in {"metadata", "status"}}
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def dumps(obj: Any) -> str:
+    """Compact JSON for assertion messages."""
+    return json.dumps(obj, sort_keys=True)
