@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
-import uuid
+import subprocess
+import sys
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,35 +21,22 @@ from bookstore_orders.app import create_app
 from bookstore_orders.config import OrdersSettings
 from psycopg import sql
 
+from tests.services.conftest import CATALOG_API_KEY, LiveCatalog, free_port
 from tests.services.orders.catalog_stub import StubCatalog, serve
 
-ADMIN_URL = os.environ.get(
-    "TEST_ADMIN_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
-API_KEY = "orders-test-key"
+# One key per bookstore: orders accepts it and sends it on to catalog.
+API_KEY = CATALOG_API_KEY
 AUTH = {"X-API-Key": API_KEY}
 
 OrdersClientFactory = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
 
 
-def database_url(name: str) -> str:
-    """The URL of database `name` on the admin server."""
-    return ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-
-
 @pytest.fixture(scope="session")
-def orders_database_url() -> Iterator[str]:
-    """A fresh orders database for the test session, migrated with Alembic to head."""
-    name = f"orders_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        url = database_url(name)
-        migrate(OrdersSettings(database_url=url))
-        yield url
-    finally:
-        with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+def orders_database_url(make_database: Callable[[str], str]) -> str:
+    """An orders database for the session, migrated to head with Alembic (`migrate`)."""
+    url = make_database("orders")
+    migrate(OrdersSettings(database_url=url))
+    return url
 
 
 @pytest.fixture
@@ -91,3 +83,56 @@ def stub_catalog() -> Iterator[tuple[StubCatalog, str]]:
     catalog = StubCatalog(stock={1: 10, 2: 10})
     with serve(catalog.app()) as url:
         yield catalog, url
+
+
+@dataclass(frozen=True)
+class LiveOrders:
+    """An orders server running as a real process (`bookstore-orders`)."""
+
+    base_url: str
+    database_url: str
+
+
+def start_orders_server(
+    database_url: str, catalog_url: str, *, workers: int = 2
+) -> Iterator[LiveOrders]:
+    """Run `bookstore-orders` (migrate, then serve) on a free port until closed."""
+    port = free_port()
+    env = os.environ | {
+        "DATABASE_URL": database_url,
+        "API_KEY": API_KEY,
+        "CATALOG_URL": catalog_url,
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "WORKERS": str(workers),
+        "LOG_LEVEL": "warning",
+    }
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    script = Path(sys.executable).with_name("bookstore-orders")
+    process = subprocess.Popen([str(script)], env=env, stdout=subprocess.DEVNULL)
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"orders exited with {process.returncode} while starting")
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"{base_url}/health/ready", timeout=1).status_code == 200:
+                    break
+            if time.monotonic() > deadline:
+                raise RuntimeError("orders did not become ready within 30 s")
+            time.sleep(0.1)
+        yield LiveOrders(base_url=base_url, database_url=database_url)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture
+def live_orders(orders_db: str, live_catalog: LiveCatalog) -> Iterator[LiveOrders]:
+    """A real orders server (2 workers) on the emptied orders database, calling live catalog."""
+    yield from start_orders_server(orders_db, live_catalog.base_url)

@@ -8,7 +8,8 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from tests.services.orders.catalog_stub import StubCatalog, free_port
+from tests.services.conftest import free_port
+from tests.services.orders.catalog_stub import StubCatalog
 from tests.services.orders.conftest import AUTH, OrdersClientFactory, count_rows
 from tests.services.orders.test_orders_api import order_body
 
