@@ -1,0 +1,201 @@
+"""The CRD's CEL rules, evaluated with cel-python: every example passes, every rule bites."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.operator.unit.crd_support import (
+    apply_defaults,
+    cel_violations,
+    evaluate_rule,
+    load_crd,
+    openapi_schema,
+    rules,
+)
+from tests.operator.unit.stores import all_bookstore_bodies
+
+SCHEMA = openapi_schema(load_crd())
+BODIES = all_bookstore_bodies()
+
+
+def stored(spec: dict[str, Any], name: str = "downtown") -> dict[str, Any]:
+    """A Bookstore as the API server holds it: with defaults."""
+    return apply_defaults(SCHEMA, {"metadata": {"name": name}, "spec": spec})
+
+
+# (what, old object or None for a create, new object, the message the API server returns)
+REJECTED: list[tuple[str, dict[str, Any] | None, dict[str, Any], str]] = [
+    (
+        "catalog minReplicas above maxReplicas",
+        None,
+        stored({"catalog": {"autoscaling": {"minReplicas": 6}}}),
+        "spec.catalog.autoscaling.minReplicas must be less than or equal to "
+        "spec.catalog.autoscaling.maxReplicas",
+    ),
+    (
+        "orders minReplicas above maxReplicas",
+        None,
+        stored({"orders": {"autoscaling": {"minReplicas": 4, "maxReplicas": 3}}}),
+        "spec.orders.autoscaling.minReplicas must be less than or equal to "
+        "spec.orders.autoscaling.maxReplicas",
+    ),
+    (
+        "storage shrinks",
+        stored({"database": {"storage": "10Gi"}}),
+        stored({"database": {"storage": "9Gi"}}),
+        "spec.database.storage may grow but never shrink",
+    ),
+    (
+        "storage shrinks across units",
+        stored({"database": {"storage": "2Ti"}}),
+        stored({"database": {"storage": "2000Gi"}}),
+        "spec.database.storage may grow but never shrink",
+    ),
+    (
+        "storage too small",
+        None,
+        stored({"database": {"storage": "500Mi"}}),
+        "spec.database.storage must be at least 1Gi",
+    ),
+    (
+        "storageClassName changes",
+        stored({"database": {"storageClassName": "standard"}}),
+        stored({"database": {"storageClassName": "fast-ssd"}}),
+        "spec.database.storageClassName cannot change after creation (the volume exists)",
+    ),
+    (
+        "external without secretName",
+        None,
+        stored({"database": {"external": {}}}),
+        "spec.database.external.secretName is required when spec.database.external is set",
+    ),
+    (
+        "external with an empty secretName",
+        None,
+        stored({"database": {"external": {"secretName": ""}}}),
+        "spec.database.external.secretName is required when spec.database.external is set",
+    ),
+    (
+        "switch to an external database",
+        stored({}),
+        stored({"database": {"external": {"secretName": "pg"}}}),
+        "spec.database.external cannot be added or removed after creation "
+        "(the data would not move)",
+    ),
+    (
+        "switch back to the in-cluster database",
+        stored({"database": {"external": {"secretName": "pg"}}}),
+        stored({}),
+        "spec.database.external cannot be added or removed after creation "
+        "(the data would not move)",
+    ),
+    (
+        "TLS without a host",
+        None,
+        stored({"ingress": {"enabled": True, "tlsSecretName": "tls"}}),
+        "spec.ingress.tlsSecretName needs spec.ingress.host",
+    ),
+    (
+        "an empty allowFrom peer",
+        None,
+        stored({"networkPolicy": {"allowFrom": [{}]}}),
+        "spec.networkPolicy.allowFrom entries need a podSelector, namespaceSelector or ipBlock",
+    ),
+    (
+        "ipBlock combined with a selector",
+        None,
+        stored(
+            {
+                "networkPolicy": {
+                    "allowFrom": [{"ipBlock": {"cidr": "10.0.0.0/8"}, "podSelector": {}}]
+                }
+            }
+        ),
+        "spec.networkPolicy.allowFrom entries may not combine ipBlock with podSelector or "
+        "namespaceSelector",
+    ),
+    (
+        "a name too long for its children",
+        None,
+        stored({}, name="a" * 41),
+        "metadata.name must be a DNS label of at most 40 characters starting with a letter, "
+        "so every child name (e.g. <name>-postgres-0, <name>-catalog) is valid",
+    ),
+    (
+        "a name starting with a digit",
+        None,
+        stored({}, name="1st-street"),
+        "metadata.name must be a DNS label of at most 40 characters starting with a letter, "
+        "so every child name (e.g. <name>-postgres-0, <name>-catalog) is valid",
+    ),
+]
+
+ACCEPTED_UPDATES: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
+    (
+        "storage grows",
+        stored({"database": {"storage": "5Gi"}}),
+        stored({"database": {"storage": "10Gi"}}),
+    ),
+    (
+        "storage restated in other units",
+        stored({"database": {"storage": "1Gi"}}),
+        stored({"database": {"storage": "1024Mi"}}),
+    ),
+    (
+        "external secret renamed",
+        stored({"database": {"external": {"secretName": "pg"}}}),
+        stored({"database": {"external": {"secretName": "pg-rotated"}}}),
+    ),
+    (
+        "autoscaling bounds widened",
+        stored({}),
+        stored({"orders": {"autoscaling": {"minReplicas": 10, "maxReplicas": 10}}}),
+    ),
+]
+
+
+@pytest.mark.parametrize("body_name", BODIES)
+def test_every_example_and_spec_passes_every_rule_on_create_and_update(body_name: str) -> None:
+    obj = apply_defaults(SCHEMA, BODIES[body_name])
+    assert cel_violations(SCHEMA, obj) == []
+    assert cel_violations(SCHEMA, obj, obj) == []
+
+
+@pytest.mark.parametrize(("what", "old", "new", "message"), REJECTED, ids=[r[0] for r in REJECTED])
+def test_rule_rejects_with_a_message_naming_the_field(
+    what: str, old: dict[str, Any] | None, new: dict[str, Any], message: str
+) -> None:
+    violations = cel_violations(SCHEMA, new, old)
+    assert [v.split(": ", 1)[1] for v in violations] == [message]
+
+
+@pytest.mark.parametrize(
+    ("what", "old", "new"), ACCEPTED_UPDATES, ids=[a[0] for a in ACCEPTED_UPDATES]
+)
+def test_allowed_updates_pass_every_rule(
+    what: str, old: dict[str, Any], new: dict[str, Any]
+) -> None:
+    assert cel_violations(SCHEMA, new, old) == []
+
+
+def test_every_rule_has_a_rejecting_case() -> None:
+    covered = {message for *_, message in REJECTED}
+    assert {rule["message"] for _, rule in rules(SCHEMA)} <= covered
+
+
+@pytest.mark.parametrize("path_and_rule", list(rules(SCHEMA)), ids=lambda pr: pr[0] or "<root>")
+def test_every_rule_message_names_the_field_it_guards(
+    path_and_rule: tuple[str, dict[str, Any]],
+) -> None:
+    path, rule = path_and_rule
+    field = path.replace("[]", "").rsplit(".", 1)[-1] or "metadata.name"
+    assert rule["message"].startswith(("spec.", "metadata."))
+    assert field in rule["message"]
+
+
+def test_quantity_functions_compare_exactly() -> None:
+    assert evaluate_rule("quantity(self).compareTo(quantity('1024Mi')) == 0", "1Gi")
+    assert evaluate_rule("quantity(self).isGreaterThan(quantity('1G'))", "1Gi")
+    assert evaluate_rule("!isQuantity(self)", "1 Gi")
