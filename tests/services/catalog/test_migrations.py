@@ -1,0 +1,76 @@
+"""Catalog migrations: from an empty database, concurrently from two processes, seed once."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Callable
+
+import psycopg
+from bookstore_catalog.__main__ import migrate
+from bookstore_catalog.config import CatalogSettings
+from bookstore_catalog.sample_data import SAMPLE_BOOKS
+
+from tests.services.conftest import _catalog_command
+
+
+def tables_and_version(url: str) -> tuple[set[str], str]:
+    """The public tables of a database and the catalog's Alembic revision."""
+    with psycopg.connect(url) as connection:
+        tables = {
+            row[0]
+            for row in connection.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+            )
+        }
+        version = connection.execute("SELECT version_num FROM alembic_version_catalog").fetchone()
+    assert version is not None
+    return tables, str(version[0])
+
+
+def test_upgrade_from_empty_creates_catalog_tables_with_own_version_table(
+    make_database: Callable[[str], str],
+) -> None:
+    url = make_database("catalog_migrate")
+    migrate(CatalogSettings(database_url=url))
+    migrate(CatalogSettings(database_url=url))  # a second run is a no-op
+    tables, version = tables_and_version(url)
+    assert tables == {"books", "reservations", "alembic_version_catalog"}
+    assert version == "0001"
+
+
+def test_two_processes_migrating_at_once_both_succeed(
+    make_database: Callable[[str], str],
+) -> None:
+    url = make_database("catalog_race")
+    env = os.environ | {"DATABASE_URL": url, "SAMPLE_DATA": "true", "LOG_LEVEL": "warning"}
+    processes = [
+        subprocess.Popen(
+            [*_catalog_command(), "migrate"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        for _ in range(2)
+    ]
+    outputs = [process.communicate(timeout=60)[0].decode() for process in processes]
+    assert [process.returncode for process in processes] == [0, 0], outputs
+    tables, version = tables_and_version(url)
+    assert "books" in tables
+    assert version == "0001"
+    with psycopg.connect(url) as connection:
+        count = connection.execute("SELECT count(*) FROM books").fetchone()
+    assert count == (len(SAMPLE_BOOKS),)
+
+
+def test_sample_data_is_loaded_only_into_an_empty_catalog(
+    make_database: Callable[[str], str],
+) -> None:
+    url = make_database("catalog_seed")
+    migrate(CatalogSettings(database_url=url, sample_data=True))
+    with psycopg.connect(url, autocommit=True) as connection:
+        connection.execute("DELETE FROM books WHERE id > 1")
+    migrate(CatalogSettings(database_url=url, sample_data=True))
+    with psycopg.connect(url) as connection:
+        count = connection.execute("SELECT count(*) FROM books").fetchone()
+    assert count == (1,)
