@@ -1,0 +1,64 @@
+"""Orders migrations: from empty, from two processes at once, and on embedded SQLite."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import psycopg
+from bookstore_orders.__main__ import VERSION_TABLE, migrate
+from bookstore_orders.config import OrdersSettings
+
+ORDERS_TABLES = {"orders", "order_items", "idempotency_keys", VERSION_TABLE}
+ORDERS_COMMAND = str(Path(sys.executable).with_name("bookstore-orders"))
+
+
+def tables_and_version(url: str) -> tuple[set[str], str]:
+    """The public tables of a database and the orders' Alembic revision."""
+    with psycopg.connect(url) as connection:
+        rows = connection.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        tables = {row[0] for row in rows}
+        version = connection.execute(f"SELECT version_num FROM {VERSION_TABLE}").fetchone()
+    assert version is not None
+    return tables, str(version[0])
+
+
+def test_upgrade_from_empty_creates_only_orders_tables_with_own_version_table(
+    make_database: Callable[[str], str],
+) -> None:
+    url = make_database("orders_migrate")
+    migrate(OrdersSettings(database_url=url))
+    migrate(OrdersSettings(database_url=url))  # a second run is a no-op
+    assert tables_and_version(url) == (ORDERS_TABLES, "0001")
+
+
+def test_two_processes_running_migrate_at_once_both_succeed(
+    make_database: Callable[[str], str],
+) -> None:
+    url = make_database("orders_race")
+    env = os.environ | {"DATABASE_URL": url, "LOG_LEVEL": "warning"}
+    processes = [
+        subprocess.Popen(
+            [ORDERS_COMMAND, "migrate"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
+        for _ in range(2)
+    ]
+    outputs = [process.communicate(timeout=60)[0].decode() for process in processes]
+    assert [process.returncode for process in processes] == [0, 0], outputs
+    assert tables_and_version(url) == (ORDERS_TABLES, "0001")
+
+
+def test_without_database_url_migrate_uses_an_embedded_sqlite_file(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env |= {"SQLITE_PATH": str(tmp_path / "orders.db"), "LOG_LEVEL": "warning"}
+    result = subprocess.run(
+        [ORDERS_COMMAND, "migrate"], env=env, capture_output=True, check=False, cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    with sqlite3.connect(tmp_path / "orders.db") as connection:
+        rows = connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        assert {row[0] for row in rows} == ORDERS_TABLES
