@@ -59,11 +59,20 @@ class ExternalDatabaseFacts(_Model):
     never copied); `database` (default "postgres") and `sslmode` (default "prefer") are
     optional and, not being secret, are written into the pod spec as plain values. `port`
     is also read, as the NetworkPolicy must name it to let the services reach the server.
+    Values that would not fit a URL or a NetworkPolicy fail validation (reported in status).
     """
 
-    database: str = "postgres"
-    sslmode: str = "prefer"
+    database: str = Field("postgres", pattern=r"^[A-Za-z0-9_][A-Za-z0-9_$.-]{0,62}$")
+    sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] = "prefer"
     port: str = Field("5432", pattern=r"^[0-9]{1,5}$")
+
+    @field_validator("port")
+    @classmethod
+    def _port_in_range(cls, value: str) -> str:
+        """A TCP port the NetworkPolicy can name (1-65535)."""
+        if not 0 < int(value) < 65536:
+            raise ValueError("port must be between 1 and 65535")
+        return value
 
 
 class Database(_Model):

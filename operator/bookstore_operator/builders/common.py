@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from bookstore_operator.builders.quantity import parse_quantity
+from bookstore_operator.builders.quantity import canonical_quantity, parse_quantity
 from bookstore_operator.models import Bookstore
 
 Manifest = dict[str, Any]
@@ -110,8 +110,8 @@ def container_security_context() -> Manifest:
 def resources(spec: Mapping[str, Any], defaults: Mapping[str, Mapping[str, str]]) -> Manifest:
     """The spec's resources completed with defaults so cpu and memory always have a request
     and a limit, and a defaulted limit is never below the request the user gave."""
-    requests = {k: str(v) for k, v in (spec.get("requests") or {}).items()}
-    limits = {k: str(v) for k, v in (spec.get("limits") or {}).items()}
+    requests = {k: canonical_quantity(v) for k, v in (spec.get("requests") or {}).items()}
+    limits = {k: canonical_quantity(v) for k, v in (spec.get("limits") or {}).items()}
     for resource in ("cpu", "memory"):
         # Like the API server: a limit alone also sets the request.
         requests.setdefault(resource, limits.get(resource, defaults["requests"][resource]))

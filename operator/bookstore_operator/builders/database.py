@@ -18,6 +18,7 @@ from bookstore_operator.builders.common import (
     selector_labels,
     version_label,
 )
+from bookstore_operator.builders.quantity import canonical_quantity
 from bookstore_operator.models import Bookstore
 
 DATA_DIR = "/var/lib/postgresql/data"
@@ -134,7 +135,7 @@ def _postgres_container(store: Bookstore) -> Manifest:
 def _volume_claim(store: Bookstore) -> Manifest:
     spec: Manifest = {
         "accessModes": ["ReadWriteOnce"],
-        "resources": {"requests": {"storage": store.spec.database.storage}},
+        "resources": {"requests": {"storage": canonical_quantity(store.spec.database.storage)}},
     }
     if store.spec.database.storage_class_name:
         spec["storageClassName"] = store.spec.database.storage_class_name

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import pydantic
 import pytest
 from bookstore_operator.builders import ChildKey, build_children
 from bookstore_operator.builders.database import BOOTSTRAP_SCRIPT, INIT_SCRIPT
+from bookstore_operator.models import ExternalDatabaseFacts
 
 from tests.operator.unit.stores import EXTERNAL, FACTS, bookstore_body, parse_store, store_for
 
@@ -110,3 +112,27 @@ def test_bootstrap_config_map_never_holds_a_password() -> None:
     assert '"$CATALOG_PASSWORD"' in BOOTSTRAP_SCRIPT
     assert '"$ORDERS_PASSWORD"' in BOOTSTRAP_SCRIPT
     assert "WHERE NOT EXISTS" in BOOTSTRAP_SCRIPT  # safe to run twice
+
+
+@pytest.mark.parametrize(
+    "facts",
+    [
+        {"port": "0"},
+        {"port": "70000"},
+        {"port": "pg"},
+        {"sslmode": "sometimes"},
+        {"database": "shop?sslmode=disable"},
+        {"database": ""},
+    ],
+)
+def test_external_database_facts_that_would_break_the_url_or_policy_are_rejected(
+    facts: dict[str, str],
+) -> None:
+    with pytest.raises(pydantic.ValidationError):
+        ExternalDatabaseFacts.model_validate(facts)
+
+
+def test_external_database_facts_default_to_postgres_prefer_5432() -> None:
+    assert ExternalDatabaseFacts.model_validate({}) == ExternalDatabaseFacts(
+        database="postgres", sslmode="prefer", port="5432"
+    )
