@@ -117,16 +117,15 @@ def _describe_lines(value: Any, indent: int) -> Iterator[str]:
     pad = "  " * indent
     if isinstance(value, Mapping):
         width = max(len(_title(k)) for k in value) + 2
-        for key, item in value.items():
+        for key, item in sorted(value.items()):
             if isinstance(item, Mapping | list):
                 yield f"{pad}{_title(key)}:"
                 yield from _describe_lines(item, indent + 1)
             else:
                 yield f"{pad}{(_title(key) + ':').ljust(width)}{item}"
-    else:
+    else:  # list items follow one another at the list's own indent, as kubectl prints them
         for item in value:
-            lines = list(_describe_lines(item, indent + 1))
-            yield from lines
+            yield from _describe_lines(item, indent)
 
 
 def render_describe() -> str:
