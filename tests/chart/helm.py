@@ -9,13 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "bookstore-operator"
 SOURCE_CRDS = ROOT / "crds"
-PEERING_CRDS = SOURCE_CRDS / "kopf-peering.yaml"
 OPERATOR_ROLE = ROOT / "operator" / "rbac" / "role.yaml"
 RELEASE = "bookstore"
 NAMESPACE = "bookstore-system"
@@ -84,14 +82,3 @@ def write_values(directory: Path, name: str, values: dict[str, Any]) -> Path:
 def find(manifests: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
     """Every manifest of this kind."""
     return [manifest for manifest in manifests if manifest.get("kind") == kind]
-
-
-# Only while another helper has not yet added the file (remove once both exist).
-needs_operator_role = pytest.mark.skipif(
-    not OPERATOR_ROLE.exists(),
-    reason="operator/rbac/role.yaml does not exist yet: nothing to compare the chart's RBAC to",
-)
-needs_peering_crds = pytest.mark.skipif(
-    not PEERING_CRDS.exists(),
-    reason="crds/kopf-peering.yaml does not exist yet: the chart's peering object has no CRD",
-)

@@ -8,7 +8,7 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
-from tests.chart.helm import CHART, CI_VALUES, Helm, find, needs_peering_crds, write_values
+from tests.chart.helm import CHART, CI_VALUES, Helm, find, write_values
 
 KUBERNETES_VERSIONS = ["1.30", kubernetes_validate.latest_version()]
 
@@ -35,7 +35,6 @@ def test_chart_passes_helm_lint(helm: Helm, values_name: str, strict: bool) -> N
     assert "0 chart(s) failed" in result.stdout
 
 
-@needs_peering_crds
 @pytest.mark.parametrize("values_name", sorted(CI_VALUES))
 def test_every_rendered_manifest_is_valid_kubernetes(helm: Helm, values_name: str) -> None:
     manifests = helm.render(CI_VALUES[values_name])
@@ -52,7 +51,6 @@ def test_every_rendered_manifest_is_valid_kubernetes(helm: Helm, values_name: st
                 pytest.fail(f"{name} is invalid for Kubernetes {version}: {error.message}")
 
 
-@needs_peering_crds
 def test_chart_renders_every_kind_it_installs(helm: Helm) -> None:
     kinds = {manifest["kind"] for manifest in helm.render()}
     assert {
@@ -65,7 +63,6 @@ def test_chart_renders_every_kind_it_installs(helm: Helm) -> None:
     } <= kinds
 
 
-@needs_peering_crds
 @pytest.mark.parametrize("values_name", ["default", "watch-namespaces"])
 def test_custom_resources_the_chart_renders_are_served_by_its_crds(
     helm: Helm, values_name: str

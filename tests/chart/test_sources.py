@@ -13,7 +13,6 @@ from tests.chart.helm import (
     SOURCE_CRDS,
     Helm,
     find,
-    needs_operator_role,
     write_values,
 )
 
@@ -68,18 +67,15 @@ def test_chart_renders_every_crd_of_the_repository(helm: Helm) -> None:
     assert rendered == expected
 
 
-@needs_operator_role
 def test_chart_role_copy_is_byte_identical_to_the_operator_role() -> None:
     assert CHART_ROLE.read_bytes() == OPERATOR_ROLE.read_bytes(), "run `make crds`"
 
 
-@needs_operator_role
 def test_cluster_role_rules_equal_the_operator_role(helm: Helm) -> None:
     (cluster_role,) = find(helm.render(), "ClusterRole")
     assert cluster_role["rules"] == source_rules()
 
 
-@needs_operator_role
 def test_namespaced_roles_and_cluster_role_together_grant_exactly_the_operator_role(
     helm: Helm, tmp_path: Path
 ) -> None:
