@@ -42,15 +42,18 @@ def walk(schema: Schema, path: str = "") -> Iterator[tuple[str, Schema]]:
         yield from walk(schema["additionalProperties"], f"{path}{{}}")
 
 
-def to_json_schema(node: Schema) -> Schema:
+def to_json_schema(node: Schema, strict: bool = True) -> Schema:
     """Translate the Kubernetes dialect: nullable becomes a null type, and objects with
-    properties reject unknown fields (the API server's strict field validation)."""
+    properties reject unknown fields (the API server's strict field validation) except
+    metadata, whose schema only restricts the name."""
     out = {k: v for k, v in node.items() if not k.startswith("x-kubernetes-") and k != "nullable"}
     if node.get("nullable"):
         out["type"] = [node["type"], "null"]
     if "properties" in node:
-        out["properties"] = {k: to_json_schema(v) for k, v in node["properties"].items()}
-        if node["properties"] and "metadata" not in node["properties"]:
+        out["properties"] = {
+            k: to_json_schema(v, strict=k != "metadata") for k, v in node["properties"].items()
+        }
+        if strict and node["properties"]:
             out["additionalProperties"] = False
     if "items" in node:
         out["items"] = to_json_schema(node["items"])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from bookstore_operator.builders import ChildKey, build_children, labels, selector_labels
 
@@ -169,3 +171,19 @@ def test_labels_of_a_shared_child_omit_the_component() -> None:
     store = store_for("defaults")
     assert "app.kubernetes.io/component" not in labels(store, None)
     assert labels(store, "database")["app.kubernetes.io/component"] == "database"
+
+
+def test_the_longest_name_the_crd_allows_keeps_every_child_name_valid() -> None:
+    store = parse_store(bookstore_body({}, name="a" * 40))
+    dns_label = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+    for manifest in all_manifests(store):
+        name = manifest["metadata"]["name"]
+        assert len(name) <= 253
+        if manifest["kind"] == "Service":
+            assert len(name) <= 63
+            assert dns_label.match(name)
+        if manifest["kind"] == "StatefulSet":
+            # Pods carry `controller-revision-hash: <name>-<10 characters>`, a label value.
+            assert len(f"{name}-0123456789") <= 63
+        for value in manifest["metadata"]["labels"].values():
+            assert len(value) <= 63

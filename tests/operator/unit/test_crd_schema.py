@@ -131,6 +131,18 @@ def test_every_example_and_spec_is_valid_after_defaulting(body_name: str) -> Non
     assert schema_errors(SCHEMA, apply_defaults(SCHEMA, BODIES[body_name])) == []
 
 
+def test_metadata_schema_restricts_only_the_name() -> None:
+    # A structural schema may only restrict metadata.name and metadata.generateName.
+    assert SCHEMA["properties"]["metadata"] == {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string", "maxLength": 40, "pattern": "^[a-z]([-a-z0-9]*[a-z0-9])?$"}
+        },
+    }
+    longest = with_spec({}, name="a" * 40)
+    assert schema_errors(SCHEMA, {**longest, "metadata": {"name": "a" * 40, "uid": "x"}}) == []
+
+
 @pytest.mark.parametrize("body_name", BODIES)
 def test_model_defaults_match_the_crd_defaults(body_name: str) -> None:
     body = BODIES[body_name]
@@ -156,8 +168,8 @@ def test_status_schema_declares_exactly_what_the_operator_writes() -> None:
     ]
 
 
-def with_spec(spec: dict[str, Any]) -> dict[str, Any]:
-    return apply_defaults(SCHEMA, {"metadata": {"name": "downtown"}, "spec": spec})
+def with_spec(spec: dict[str, Any], name: str = "downtown") -> dict[str, Any]:
+    return apply_defaults(SCHEMA, {"metadata": {"name": name}, "spec": spec})
 
 
 @pytest.mark.parametrize(
@@ -175,6 +187,10 @@ def with_spec(spec: dict[str, Any]) -> dict[str, Any]:
         (with_spec({"catalog": {"resources": {"limits": {"cpu": "one"}}}}), "spec.catalog"),
         (with_spec({"networkPolicy": {"allowFrom": [{"ipBlock": {}}]}}), "spec.networkPolicy"),
         ({**with_spec({}), "status": {"phase": "Sleeping"}}, "status.phase"),
+        # Every child name (<name>-postgres-0, <name>-allow-orders-to-catalog) must stay valid.
+        (with_spec({}, name="a" * 41), "metadata.name"),
+        (with_spec({}, name="1st-street"), "metadata.name"),
+        (with_spec({}, name="main.street"), "metadata.name"),
         (
             {**with_spec({}), "status": {"conditions": [{"type": "Ready", "status": "Yes"}]}},
             "status",
