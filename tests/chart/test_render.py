@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import kubernetes_validate
 import pytest
 
@@ -83,6 +84,10 @@ def test_crds_are_kept_on_uninstall(helm: Helm) -> None:
 def test_peering_object_matches_the_operator_peering_flag(helm: Helm, tmp_path: Path) -> None:
     cluster = find(helm.render(), "ClusterKopfPeering")
     assert [p["metadata"]["name"] for p in cluster] == ["bookstore-operator"]
+    # Without a cluster (first install) its CRD is not served yet: a post-install hook makes it.
+    annotations = cluster[0]["metadata"]["annotations"]
+    assert annotations["helm.sh/hook"] == "post-install,post-upgrade"
+    assert annotations["meta.helm.sh/release-name"] == "bookstore"
 
     values = write_values(tmp_path, "ns", {"watchNamespaces": ["shops", "outlet"]})
     manifests = helm.render(values)
@@ -98,3 +103,28 @@ def test_notes_tell_the_user_the_next_command(helm: Helm) -> None:
     assert result.returncode == 0, result.stderr
     assert "kubectl apply -f examples/bookstore.yaml" in result.stdout
     assert "kubectl get bookstores -w" in result.stdout
+
+
+@pytest.mark.parametrize(("kube_version", "accepted"), [("1.29.9", False), ("1.30.0", True)])
+def test_chart_installs_only_on_kubernetes_1_30_and_newer(
+    helm: Helm, kube_version: str, accepted: bool
+) -> None:
+    result = helm.run("template", "bookstore", str(CHART), "--kube-version", kube_version)
+    assert (result.returncode == 0) is accepted, result.stderr
+    if not accepted:
+        assert "requires kubeVersion: >=1.30.0-0" in result.stderr
+
+
+@pytest.mark.parametrize("values_name", ["default", "watch-namespaces"])
+def test_peering_objects_satisfy_their_crd_schema(helm: Helm, values_name: str) -> None:
+    manifests = helm.render(CI_VALUES[values_name])
+    schemas = {
+        crd["spec"]["names"]["kind"]: version["schema"]["openAPIV3Schema"]
+        for crd in find(manifests, "CustomResourceDefinition")
+        for version in crd["spec"]["versions"]
+        if crd["spec"]["group"] == "kopf.dev"
+    }
+    peerings = [m for m in manifests if m["kind"] in ("ClusterKopfPeering", "KopfPeering")]
+    assert peerings
+    for peering in peerings:
+        jsonschema.validate(peering, schemas[peering["kind"]])
