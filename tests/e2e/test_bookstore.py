@@ -4,6 +4,7 @@ and goes away with everything it owns (its data volume per deletionPolicy)."""
 from __future__ import annotations
 
 import base64
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,7 +47,7 @@ class Store:
 def store(operator_release: str) -> Iterator[Store]:
     """examples/bookstore.yaml, applied in its own namespace and Ready."""
     core = client.CoreV1Api()
-    namespace = "bookstore-e2e-lifecycle"
+    namespace = f"bookstore-e2e-{uuid.uuid4().hex[:6]}"
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
     example = yaml.safe_load(EXAMPLE.read_text())
     name = example["metadata"]["name"]
