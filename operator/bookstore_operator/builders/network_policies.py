@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from bookstore_operator.builders.common import (
     COMPONENT_LABEL,
@@ -111,6 +112,34 @@ def _allow_database(store: Bookstore) -> Manifest:
     return _policy(store, "allow-database", spec)
 
 
+def _selector(selector: Mapping[str, Any]) -> Manifest:
+    expressions = [
+        {key: value for key, value in expression.items() if value != []}
+        for expression in selector.get("matchExpressions") or []
+    ]
+    normalized: Manifest = {}
+    if selector.get("matchLabels"):
+        normalized["matchLabels"] = dict(selector["matchLabels"])
+    if expressions:
+        normalized["matchExpressions"] = expressions
+    return normalized
+
+
+def _peer_as_stored(peer: Mapping[str, Any]) -> Manifest:
+    """A user's peer without the empty lists and maps the API server drops, so the live
+    policy matches the desired one and reconciles stay idempotent."""
+    normalized: Manifest = {}
+    for key in ("podSelector", "namespaceSelector"):
+        if key in peer:
+            normalized[key] = _selector(peer[key] or {})
+    if "ipBlock" in peer:
+        block = peer["ipBlock"]
+        normalized["ipBlock"] = {"cidr": block["cidr"]}
+        if block.get("except"):
+            normalized["ipBlock"]["except"] = list(block["except"])
+    return normalized
+
+
 def _allow_from(store: Bookstore) -> Manifest | None:
     peers = store.spec.network_policy.allow_from
     if not peers:
@@ -121,7 +150,9 @@ def _allow_from(store: Bookstore) -> Manifest | None:
         {
             "podSelector": _pods(store, ("catalog", "orders")),
             "policyTypes": ["Ingress"],
-            "ingress": [{"from": [dict(peer) for peer in peers], "ports": [_tcp(SERVICE_PORT)]}],
+            "ingress": [
+                {"from": [_peer_as_stored(peer) for peer in peers], "ports": [_tcp(SERVICE_PORT)]}
+            ],
         },
     )
 

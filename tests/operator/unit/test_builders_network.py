@@ -8,7 +8,7 @@ import pytest
 from bookstore_operator.builders import ChildKey, build_children
 from bookstore_operator.builders.network_policies import NETWORK_POLICY_SUFFIXES
 
-from tests.operator.unit.stores import store_for
+from tests.operator.unit.stores import bookstore_body, parse_store, store_for
 
 INSTANCE = {"app.kubernetes.io/name": "bookstore", "app.kubernetes.io/instance": "downtown"}
 
@@ -129,3 +129,34 @@ def test_ingress_with_tls_names_class_host_and_secret() -> None:
     assert tls["spec"]["ingressClassName"] == "nginx"
     assert tls["spec"]["rules"][0]["host"] == "shop.example.com"
     assert tls["spec"]["tls"] == [{"secretName": "shop-tls", "hosts": ["shop.example.com"]}]
+
+
+def test_allow_from_peers_are_written_as_the_api_server_stores_them() -> None:
+    spec = {
+        "networkPolicy": {
+            "allowFrom": [
+                {"namespaceSelector": {"matchLabels": {}}, "podSelector": {}},
+                {
+                    "podSelector": {
+                        "matchLabels": {"app": "prometheus"},
+                        "matchExpressions": [{"key": "tier", "operator": "Exists", "values": []}],
+                    }
+                },
+                {"ipBlock": {"cidr": "192.168.0.0/16", "except": []}},
+            ]
+        }
+    }
+    allow = build_children(parse_store(bookstore_body(spec)))[
+        ChildKey("networking.k8s.io/v1", "NetworkPolicy", "downtown-allow-from")
+    ]
+    assert allow is not None
+    assert allow["spec"]["ingress"][0]["from"] == [
+        {"podSelector": {}, "namespaceSelector": {}},
+        {
+            "podSelector": {
+                "matchLabels": {"app": "prometheus"},
+                "matchExpressions": [{"key": "tier", "operator": "Exists"}],
+            }
+        },
+        {"ipBlock": {"cidr": "192.168.0.0/16"}},
+    ]
