@@ -30,7 +30,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         action="append",
         default=[],
         metavar="NS",
-        help="Serve only this namespace (repeatable; glob patterns allowed). Default: all.",
+        help="Serve only this namespace (repeatable). Default: all namespaces.",
     )
     parser.add_argument(
         "--liveness-port",

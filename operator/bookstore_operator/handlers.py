@@ -25,8 +25,9 @@ from bookstore_operator.settings import OperatorSettings
 
 BOOKSTORES = (API_GROUP, API_VERSION, PLURAL)
 MANAGED = {"app.kubernetes.io/managed-by": "bookstore-operator"}
+# Secrets are not watched: that would need list/watch on every Secret in the cluster; the
+# generated ones are create-only and the resync timer recreates a deleted one.
 CHILDREN = (
-    ("v1", "secrets"),
     ("v1", "configmaps"),
     ("v1", "services"),
     ("apps/v1", "deployments"),

@@ -20,6 +20,8 @@ os.environ["BOOKSTORE_RESYNC_SECONDS"] = str(RESYNC_SECONDS)
 from bookstore_operator import handlers  # noqa: E402
 from bookstore_operator.kube import Kube  # noqa: E402
 from bookstore_operator.settings import OperatorSettings  # noqa: E402
+
+from tests.operator.runtime import rbac  # noqa: E402
 from tests.operator.runtime.emulator import Emulator  # noqa: E402
 
 NAMESPACE = "shop"
@@ -34,10 +36,14 @@ def login_to_emulator(memo: kopf.Memo, **_: Any) -> kopf.ConnectionInfo:
 
 
 async def eventually(
-    check: Callable[[], Any], *, timeout: float = TIMEOUT, what: str = "condition"
+    check: Callable[[], Any],
+    *,
+    within: float = TIMEOUT,
+    what: str = "condition",
+    show: Callable[[], Any] | None = None,
 ) -> Any:
-    """Poll until `check()` returns something truthy; fail with the last value after `timeout`."""
-    deadline = time.monotonic() + timeout
+    """Poll until `check()` returns something truthy; after `within` seconds, fail showing it."""
+    deadline = time.monotonic() + within
     while True:
         value = check()
         if isinstance(value, Awaitable):
@@ -45,7 +51,8 @@ async def eventually(
         if value:
             return value
         if time.monotonic() > deadline:
-            pytest.fail(f"Timed out after {timeout}s waiting for {what}; last value: {value!r}")
+            seen = show() if show is not None else value
+            pytest.fail(f"Timed out after {within}s waiting for {what}; last seen: {seen!r}")
         await asyncio.sleep(0.05)
 
 
@@ -69,7 +76,7 @@ class ForeignTasks(Collection["asyncio.Task[Any]"]):
 
 
 class Operator:
-    """The real kopf runtime (all of our handlers) against the emulator, stoppable and restartable."""
+    """The real kopf runtime with all our handlers against the emulator; stop and restart."""
 
     def __init__(self, emulator: Emulator) -> None:
         self.emulator = emulator
@@ -115,9 +122,12 @@ class Operator:
 
 @pytest.fixture
 async def emulator() -> AsyncIterator[Emulator]:
-    """A fresh emulated API server listening on 127.0.0.1."""
+    """A fresh emulated API server on 127.0.0.1; at the end, every request passed RBAC."""
     async with Emulator() as server, kmock.Server(server):
         yield server
+        crashes = [e for e in server.errors if not isinstance(e, kmock.KubernetesError)]
+        assert not crashes, "the emulator failed to serve requests"
+    assert not rbac.denied(server.requests_made), "requests role.yaml does not allow"
 
 
 @pytest.fixture
@@ -142,7 +152,9 @@ async def api(
         return payload
 
 
-async def create_bookstore(emulator: Emulator, name: str, spec: dict[str, Any] | None = None) -> None:
+async def create_bookstore(
+    emulator: Emulator, name: str, spec: dict[str, Any] | None = None
+) -> None:
     """Apply a Bookstore, as `kubectl apply` would."""
     body = {
         "apiVersion": "bookstore.dev/v1alpha1",
@@ -175,8 +187,14 @@ def condition(store: dict[str, Any], kind: str) -> dict[str, Any]:
     return {}
 
 
-async def mark_workloads_ready(emulator: Emulator, name: str) -> None:
+async def mark_workloads_ready(emulator: Emulator, name: str, *, database: bool = True) -> None:
     """Play the Deployment and StatefulSet controllers: every workload rolled out and ready."""
+    expected = [("deployments", f"{name}-catalog"), ("deployments", f"{name}-orders")]
+    expected += [("statefulsets", f"{name}-postgres")] if database else []
+    await eventually(
+        lambda: all(emulator.live(f"apps/v1/{p}", NAMESPACE, n) for p, n in expected),
+        what=f"workloads of {name}",
+    )
     for plural in ("deployments", "statefulsets"):
         for obj in emulator.live_items(f"apps/v1/{plural}"):
             if obj["metadata"]["labels"].get("app.kubernetes.io/instance") != name:
@@ -204,5 +222,7 @@ async def wait_ready(emulator: Emulator, name: str) -> dict[str, Any]:
         ok = current and status.get("phase") == "Ready"
         return store if ok and condition(store, "Ready").get("status") == "True" else None
 
-    found: dict[str, Any] = await eventually(ready, what=f"Bookstore {name} Ready")
+    found: dict[str, Any] = await eventually(
+        ready, what=f"Bookstore {name} Ready", show=lambda: bookstore(emulator, name).get("status")
+    )
     return found

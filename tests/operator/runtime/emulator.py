@@ -96,6 +96,11 @@ class Emulator(kmock.KubernetesEmulator):
             if r == res and not obj.deleted
         ]
 
+    @property
+    def requests_made(self) -> list[rendering.Request]:
+        """Every request served so far, in order."""
+        return list(self._requests)
+
     def writes(self, *, since: int = 0) -> list[rendering.Request]:
         """Write requests made by anyone but the test itself (kmock's own client)."""
         return [
@@ -132,10 +137,11 @@ class Emulator(kmock.KubernetesEmulator):
         obj.setdefault("metadata", {})["resourceVersion"] = str(self._revision)
 
     async def _publish(self, request: rendering.Request, kind: str, obj: dict[str, Any]) -> None:
+        assert request.resource is not None
         await self._buses[request.resource].put({"type": kind, "object": copy.deepcopy(obj)})
 
     def _create(self, request: rendering.Request) -> dict[str, Any]:
-        obj = copy.deepcopy(request.data)
+        obj: dict[str, Any] = copy.deepcopy(request.data)
         meta = obj.setdefault("metadata", {})
         if not meta.get("name") and meta.get("generateName"):
             meta["name"] = f"{meta['generateName']}{uuid.uuid4().hex[:5]}"
@@ -164,7 +170,7 @@ class Emulator(kmock.KubernetesEmulator):
         key = self._key(request)
         if key not in self.objects or self.objects[key].deleted:
             raise kmock.KubernetesObjectNotFoundError()
-        old = copy.deepcopy(self.objects[key].last.raw)
+        old: dict[str, Any] = copy.deepcopy(self.objects[key].last.raw)
         on_status = request.subresource == "status"
         splits_status = request.resource in self._with_status
         if isinstance(request.data, list):
@@ -176,7 +182,7 @@ class Emulator(kmock.KubernetesEmulator):
                 or op["path"].startswith("/status") == on_status
             ]
             try:
-                new = jsonpatch.apply_patch(old, ops)
+                new: dict[str, Any] = jsonpatch.apply_patch(old, ops)
             except (jsonpatch.JsonPatchTestFailed, jsonpatch.JsonPatchConflict) as exc:
                 raise kmock.KubernetesError(status=422, reason="Invalid", message=str(exc)) from exc
         else:
@@ -209,7 +215,7 @@ class Emulator(kmock.KubernetesEmulator):
         key = self._key(request)
         if key not in self.objects or self.objects[key].deleted:
             raise kmock.KubernetesObjectNotFoundError()
-        obj = copy.deepcopy(self.objects[key].last.raw)
+        obj: dict[str, Any] = copy.deepcopy(self.objects[key].last.raw)
         meta = obj["metadata"]
         if meta.get("finalizers"):
             if not meta.get("deletionTimestamp"):

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from bookstore_operator.builders import ChildKey, build_children
 from bookstore_operator.models import Bookstore
 from bookstore_operator.settings import OperatorSettings
+
 from tests.operator.runtime.conftest import (
+    BOOKSTORES,
     NAMESPACE,
     Operator,
+    api,
     bookstore,
     condition,
     create_bookstore,
@@ -28,14 +33,21 @@ PLURALS = {
     "NetworkPolicy": "networking.k8s.io/v1/networkpolicies",
     "Ingress": "networking.k8s.io/v1/ingresses",
 }
+CATALOG = ChildKey("apps/v1", "Deployment", "downtown-catalog")
 
 
-def desired_children(emulator: Emulator, name: str) -> dict[ChildKey, dict | None]:
+def existing(emulator: Emulator, key: ChildKey) -> dict[str, Any]:
+    found = live(emulator, key)
+    assert found is not None, f"{key} does not exist"
+    return found
+
+
+def desired_children(emulator: Emulator, name: str) -> dict[ChildKey, dict[str, Any] | None]:
     store = Bookstore.parse(bookstore(emulator, name), OperatorSettings())
     return build_children(store)
 
 
-def live(emulator: Emulator, key: ChildKey) -> dict | None:
+def live(emulator: Emulator, key: ChildKey) -> dict[str, Any] | None:
     return emulator.live(PLURALS[key.kind], NAMESPACE, key.name)
 
 
@@ -81,8 +93,6 @@ async def test_children_marked_ready_make_the_bookstore_ready(
     emulator: Emulator, operator: Operator
 ) -> None:
     await create_bookstore(emulator, "downtown")
-    await eventually(lambda: emulator.live_items("apps/v1/deployments"), what="deployments")
-    await eventually(lambda: emulator.live_items("apps/v1/statefulsets"), what="statefulset")
     await mark_workloads_ready(emulator, "downtown")
 
     store = await wait_ready(emulator, "downtown")
@@ -97,5 +107,92 @@ async def test_children_marked_ready_make_the_bookstore_ready(
         assert condition(store, kind)["status"] == "True", kind
     assert condition(store, "Progressing")["status"] == "False"
     assert set(status) == {
-        "observedGeneration", "phase", "version", "conditions", "catalog", "orders", "endpoints"
+        "observedGeneration",
+        "phase",
+        "version",
+        "conditions",
+        "catalog",
+        "orders",
+        "endpoints",
     }
+
+
+async def test_spec_change_rolls_out_and_is_ready_at_the_new_generation(
+    emulator: Emulator, operator: Operator
+) -> None:
+    await create_bookstore(emulator, "downtown")
+    await mark_workloads_ready(emulator, "downtown")
+    await wait_ready(emulator, "downtown")
+    generation_before = existing(emulator, CATALOG)["metadata"]["generation"]
+
+    requests = {"cpu": "300m", "memory": "200Mi"}
+    change = {"spec": {"catalog": {"resources": {"requests": requests}}}}
+    await api(emulator, "PATCH", f"{BOOKSTORES}/downtown", change, merge=True)
+
+    def rolling_out() -> bool:
+        store = bookstore(emulator, "downtown")
+        progressing = condition(store, "Progressing")
+        return (
+            store["status"]["observedGeneration"] == 2
+            and progressing.get("status") == "True"
+            and progressing.get("observedGeneration") == 2
+            and store["status"]["phase"] == "Progressing"
+            and condition(store, "Ready")["status"] == "False"
+        )
+
+    await eventually(rolling_out, what="Progressing=True at generation 2")
+    catalog = existing(emulator, CATALOG)
+    assert catalog["metadata"]["generation"] > generation_before
+    container = catalog["spec"]["template"]["spec"]["containers"][0]
+    assert container["resources"]["requests"] == requests
+
+    await mark_workloads_ready(emulator, "downtown")
+    store = await wait_ready(emulator, "downtown")
+    assert store["status"]["observedGeneration"] == 2
+    assert condition(store, "Progressing")["status"] == "False"
+    assert all(c["observedGeneration"] == 2 for c in store["status"]["conditions"])
+
+
+async def test_conditions_keep_their_transition_time_while_their_status_holds(
+    emulator: Emulator, operator: Operator
+) -> None:
+    await create_bookstore(emulator, "downtown")
+    await mark_workloads_ready(emulator, "downtown")
+    before = condition(await wait_ready(emulator, "downtown"), "Ready")
+
+    change = {"spec": {"sampleData": True}}  # changes the pods' environment, not readiness
+    await api(emulator, "PATCH", f"{BOOKSTORES}/downtown", change, merge=True)
+    await eventually(
+        lambda: bookstore(emulator, "downtown")["status"]["observedGeneration"] == 2,
+        what="generation 2 observed",
+    )
+    await mark_workloads_ready(emulator, "downtown")
+    after = condition(await wait_ready(emulator, "downtown"), "Ready")
+    if after["lastTransitionTime"] == before["lastTransitionTime"]:
+        # Ready never went False in between (same second): nothing transitioned.
+        assert after["status"] == before["status"] == "True"
+    progressing = condition(bookstore(emulator, "downtown"), "Progressing")
+    assert progressing["status"] == "False"
+
+
+async def test_deleted_bookstore_releases_finalizers_and_owns_every_child(
+    emulator: Emulator, operator: Operator
+) -> None:
+    await create_bookstore(emulator, "downtown")
+    uid = bookstore(emulator, "downtown")["metadata"]["uid"]
+    await eventually(lambda: live(emulator, CATALOG), what="catalog Deployment")
+    await eventually(
+        lambda: emulator.live_items("networking.k8s.io/v1/networkpolicies"), what="policies"
+    )
+
+    await api(emulator, "DELETE", f"{BOOKSTORES}/downtown")
+    await eventually(
+        lambda: emulator.live("bookstore.dev/v1alpha1/bookstores", NAMESPACE, "downtown") is None,
+        what="the Bookstore to be gone (finalizers released)",
+    )
+    # kmock has no garbage collector: prove the cascade would take every child.
+    children = [obj for plural in PLURALS.values() for obj in emulator.live_items(plural)]
+    assert len(children) >= 10
+    for child in children:
+        refs = child["metadata"].get("ownerReferences") or []
+        assert any(r["uid"] == uid and r["controller"] for r in refs), child["metadata"]["name"]
