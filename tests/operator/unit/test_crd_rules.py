@@ -116,6 +116,26 @@ REJECTED: list[tuple[str, dict[str, Any] | None, dict[str, Any], str]] = [
         "spec.networkPolicy.allowFrom entries may not combine ipBlock with podSelector or "
         "namespaceSelector",
     ),
+    (
+        "catalog cpu request above its limit",
+        None,
+        stored({"catalog": {"resources": {"requests": {"cpu": "2"}, "limits": {"cpu": "1500m"}}}}),
+        "spec.catalog.resources: every request must be less than or equal to its limit",
+    ),
+    (
+        "orders memory request above its limit",
+        None,
+        stored(
+            {"orders": {"resources": {"requests": {"memory": "1Gi"}, "limits": {"memory": "1G"}}}}
+        ),
+        "spec.orders.resources: every request must be less than or equal to its limit",
+    ),
+    (
+        "database integer cpu request above its limit",
+        None,
+        stored({"database": {"resources": {"requests": {"cpu": 4}, "limits": {"cpu": "2"}}}}),
+        "spec.database.resources: every request must be less than or equal to its limit",
+    ),
 ]
 
 ACCEPTED_UPDATES: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
@@ -133,6 +153,21 @@ ACCEPTED_UPDATES: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
         "external secret renamed",
         stored({"database": {"external": {"secretName": "pg"}}}),
         stored({"database": {"external": {"secretName": "pg-rotated"}}}),
+    ),
+    (
+        "resources with equal request and limit in other units, and a request alone",
+        stored({}),
+        stored(
+            {
+                "catalog": {
+                    "resources": {
+                        "requests": {"memory": "1Gi", "cpu": 1},
+                        "limits": {"memory": "1024Mi", "cpu": "1000m"},
+                    }
+                },
+                "orders": {"resources": {"requests": {"cpu": "8"}}},
+            }
+        ),
     ),
     (
         "autoscaling bounds widened",

@@ -111,7 +111,8 @@ def test_every_spec_and_status_field_has_a_description(path: str) -> None:
 @pytest.mark.parametrize("path", [p for p in NODES if p.startswith(".spec")])
 def test_every_spec_string_list_and_map_is_bounded_for_the_cel_cost_estimator(path: str) -> None:
     node = NODES[path]
-    if node.get("type") == "string" and "enum" not in node:
+    is_string = node.get("type") == "string" or node.get("x-kubernetes-int-or-string")
+    if is_string and "enum" not in node:
         assert "maxLength" in node
     if node.get("type") == "array":
         assert "maxItems" in node
