@@ -9,9 +9,19 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, RowMapping, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    RowMapping,
+    bindparam,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from bookstore_catalog.isbn import clean_isbn
 from bookstore_catalog.models import Book, Reservation
@@ -28,6 +38,12 @@ BOOK_COLUMNS = (
     Book.created_at,
     Book.updated_at,
 )
+
+
+# Reads run on a session or on a bare autocommit connection (the faster read path).
+Executor = AsyncSession | AsyncConnection
+
+_SELECT_BOOK = select(*BOOK_COLUMNS).where(Book.id == bindparam("book_id"))
 
 
 class DuplicateIsbnError(Exception):
@@ -79,22 +95,35 @@ def _filter_clauses(filters: BookFilters) -> list[ColumnElement[bool]]:
     return clauses
 
 
-async def get_book(session: AsyncSession, book_id: int) -> RowMapping | None:
-    """One book's columns, or None."""
-    result = await session.execute(select(*BOOK_COLUMNS).where(Book.id == book_id))
+async def get_book(session: Executor, book_id: int) -> RowMapping | None:
+    """One book's columns, or None (a prebuilt statement: the hottest query)."""
+    result = await session.execute(_SELECT_BOOK, {"book_id": book_id})
     return result.mappings().first()
 
 
 async def search_books(
-    session: AsyncSession, filters: BookFilters, limit: int, offset: int
+    session: Executor, filters: BookFilters, limit: int, offset: int
 ) -> tuple[Sequence[RowMapping], int]:
-    """A page of matching books ordered by id, and the number of matches in all."""
+    """A page of matching books ordered by id, and the number of matches in all.
+
+    The total rides along as a window count (one round trip); only a page past the end
+    needs a separate COUNT.
+    """
     where = _filter_clauses(filters)
-    total = await session.scalar(select(func.count()).select_from(Book).where(*where))
     result = await session.execute(
-        select(*BOOK_COLUMNS).where(*where).order_by(Book.id).limit(limit).offset(offset)
+        select(*BOOK_COLUMNS, func.count().over().label("total"))
+        .where(*where)
+        .order_by(Book.id)
+        .limit(limit)
+        .offset(offset)
     )
-    return result.mappings().all(), total or 0
+    rows = result.mappings().all()
+    if rows:
+        return rows, int(rows[0]["total"])
+    if offset == 0:
+        return rows, 0
+    total = await session.scalar(select(func.count()).select_from(Book).where(*where))
+    return rows, total or 0
 
 
 async def insert_book(session: AsyncSession, values: dict[str, Any]) -> RowMapping:

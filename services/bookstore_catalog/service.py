@@ -35,7 +35,7 @@ def _duplicate_isbn(isbn: str) -> ConflictError:
     return ConflictError(f"A book with ISBN {isbn} already exists.")
 
 
-async def get_book(session: AsyncSession, book_id: int) -> BookRead:
+async def get_book(session: repository.Executor, book_id: int) -> BookRead:
     """The book with this id; NotFoundError otherwise."""
     row = await repository.get_book(session, book_id)
     if row is None:
@@ -44,7 +44,7 @@ async def get_book(session: AsyncSession, book_id: int) -> BookRead:
 
 
 async def search_books(
-    session: AsyncSession, filters: BookFilters, limit: int, offset: int
+    session: repository.Executor, filters: BookFilters, limit: int, offset: int
 ) -> BookPage:
     """A page of books matching `filters`, sorted by id."""
     rows, total = await repository.search_books(session, filters, limit, offset)

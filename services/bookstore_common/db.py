@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -52,6 +53,11 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
 
 
+def create_read_engine(engine: AsyncEngine) -> AsyncEngine:
+    """The same engine and pool in autocommit mode, for reads: no BEGIN/COMMIT round trips."""
+    return engine.execution_options(isolation_level="AUTOCOMMIT")
+
+
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """FastAPI dependency: one session per request, committed here and only here.
 
@@ -69,5 +75,17 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
             raise
 
 
+async def get_read_connection(request: Request) -> AsyncIterator[AsyncConnection]:
+    """FastAPI dependency for read-only endpoints: a pooled autocommit Core connection.
+
+    Much cheaper than a session (no ORM unit of work, no BEGIN/COMMIT); each statement sees
+    its own snapshot. Never write through it. Needs `app.state.read_engine`.
+    """
+    read_engine: AsyncEngine = request.app.state.read_engine
+    async with read_engine.connect() as connection:
+        yield connection
+
+
 # scope="function": commit before the response is sent, so a failed commit is the answer.
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+ReadConnectionDep = Annotated[AsyncConnection, Depends(get_read_connection, scope="function")]
