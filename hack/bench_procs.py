@@ -9,7 +9,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -209,9 +209,25 @@ def _all_stats() -> dict[int, ProcessStat]:
     return stats
 
 
-def command_cpu_seconds(command: str) -> float:
-    """CPU time used so far by every live process running `command` (e.g. postgres)."""
-    ticks = sum(stat.cpu_ticks for stat in _all_stats().values() if stat.command == command)
+def postgres_backend_ticks(databases: Collection[str]) -> dict[int, int]:
+    """CPU ticks used so far by each PostgreSQL backend serving one of `databases`, by pid."""
+    ticks: dict[int, int] = {}
+    for pid, stat in _all_stats().items():
+        if stat.command != "postgres":
+            continue
+        try:
+            title = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, UnicodeDecodeError):
+            continue
+        # A backend's title: "postgres: <cluster>: <user> <database> <client> <state>".
+        if any(word in databases for word in title.split()):
+            ticks[pid] = stat.cpu_ticks
+    return ticks
+
+
+def cpu_seconds_between(before: Mapping[int, int], after: Mapping[int, int]) -> float:
+    """CPU used between two tick snapshots (new processes count whole, ended ones are lost)."""
+    ticks = sum(count - before.get(pid, 0) for pid, count in after.items())
     return ticks / CLOCK_TICKS_PER_SECOND
 
 

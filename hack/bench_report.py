@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,7 @@ class ScenarioResult:
     postgres_cpu_ms_per_request: float
     non_2xx: int
     socket_errors: int
+    cpu_ms_per_request_by_server: dict[str, float] = field(default_factory=dict)
     ratio_of_ceiling: float = 1.0
 
 
@@ -104,6 +105,17 @@ def format_table(results: list[ScenarioResult]) -> str:
     ]
     lines.insert(1, "  ".join("-" * width for width in widths))
     return "\n".join(lines)
+
+
+def format_cpu_breakdown(results: list[ScenarioResult]) -> str:
+    """Where the CPU of scenarios that cross services goes, server by server."""
+    return "\n".join(
+        f"  {r.scenario}: "
+        + " + ".join(f"{name} {ms:.2f}" for name, ms in r.cpu_ms_per_request_by_server.items())
+        + f" = {r.cpu_ms_per_request:.2f} CPU ms/req"
+        for r in results
+        if len(r.cpu_ms_per_request_by_server) > 1
+    )
 
 
 def format_targets(verdicts: list[dict[str, Any]]) -> str:

@@ -82,3 +82,15 @@ def test_table_lists_every_scenario_with_its_ratio_of_the_ceiling() -> None:
     assert "GET /books/{id}" in table
     assert "25.0%" in table
     assert "100.0%" in table
+
+
+def test_cpu_breakdown_names_each_server_of_a_cross_service_scenario() -> None:
+    order = bench_report.ScenarioResult(
+        **{
+            **_result("POST /orders", 500, 100).__dict__,
+            "cpu_ms_per_request": 3.0,
+            "cpu_ms_per_request_by_server": {"orders": 2.0, "catalog": 1.0},
+        }
+    )
+    breakdown = bench_report.format_cpu_breakdown([_result("GET /books/{id}", 1, 1), order])
+    assert breakdown == "  POST /orders: orders 2.00 + catalog 1.00 = 3.00 CPU ms/req"
