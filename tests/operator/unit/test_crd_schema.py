@@ -186,6 +186,8 @@ def with_spec(spec: dict[str, Any], name: str = "downtown") -> dict[str, Any]:
         (with_spec({"version": "1.0 beta"}), "spec.version"),
         (with_spec({"ingress": {"host": "Shop_Example"}}), "spec.ingress.host"),
         (with_spec({"catalog": {"resources": {"limits": {"cpu": "one"}}}}), "spec.catalog"),
+        (with_spec({"orders": {"resources": {"requests": {"memory": "-1Gi"}}}}), "spec.orders"),
+        (with_spec({"database": {"resources": {"requests": {"cpu": -1}}}}), "spec.database"),
         (with_spec({"networkPolicy": {"allowFrom": [{"ipBlock": {}}]}}), "spec.networkPolicy"),
         ({**with_spec({}), "status": {"phase": "Sleeping"}}, "status.phase"),
         # Every child name (<name>-postgres-0, <name>-allow-orders-to-catalog) must stay valid.
