@@ -91,3 +91,22 @@ def test_namespaced_roles_and_cluster_role_together_grant_exactly_the_operator_r
         assert not {"namespaces", "customresourcedefinitions"} & {
             resource for rule in role["rules"] for resource in rule.get("resources", [])
         }
+
+
+def test_rendered_crds_carry_the_source_crds_unchanged_but_for_labels_and_keep(
+    helm: Helm,
+) -> None:
+    sources = {
+        doc["metadata"]["name"]: doc
+        for path in CHART_CRDS.glob("*.yaml")
+        for doc in yaml.safe_load_all(path.read_text())
+        if doc
+    }
+    for crd in find(helm.render(), "CustomResourceDefinition"):
+        source = sources[crd["metadata"]["name"]]
+        assert crd["spec"] == source["spec"]
+        assert {k: v for k, v in crd.items() if k != "metadata"} == {
+            k: v for k, v in source.items() if k != "metadata"
+        }
+        for key, value in (source["metadata"].get("labels") or {}).items():
+            assert crd["metadata"]["labels"][key] == value
