@@ -3,10 +3,8 @@
 #   bookstore-catalog (default) | bookstore-orders | bookstore-operator
 # Pods run it as uid/gid 10001 with a read-only root filesystem.
 
-ARG PYTHON_IMAGE=python:3.11-slim-bookworm
-
 # --- builder: wheels of the project and of every dependency --------------------------------
-FROM ${PYTHON_IMAGE} AS builder
+FROM python:3.11-slim-bookworm AS builder
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
@@ -16,7 +14,7 @@ COPY operator ./operator
 RUN pip wheel --wheel-dir /wheels .
 
 # --- final: only the installed packages, no compiler, no pip cache, no wheels ---------------
-FROM ${PYTHON_IMAGE} AS final
+FROM python:3.11-slim-bookworm AS final
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
