@@ -80,6 +80,8 @@ class RetryPolicy:
         return random.uniform(0, min(self.max_delay, self.base_delay * 2 ** (attempt - 1)))
 
 
+CENTS = Decimal("0.01")
+
 # Errors raised before a request reached catalog: retrying them is always safe.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
@@ -243,7 +245,7 @@ def _parse_reservation(body: Any, book_id: int, quantity: int) -> Reservation:
             id=str(body["id"]),
             book_id=int(body.get("book_id", book_id)),
             quantity=int(body.get("quantity", quantity)),
-            unit_price=Decimal(str(body["unit_price"])),
+            unit_price=Decimal(str(body["unit_price"])).quantize(CENTS),
         )
     except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
         raise CatalogRejectedError(201, f"unexpected reservation body: {body!r}") from exc

@@ -4,21 +4,29 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from decimal import Decimal
+from typing import Any, cast
 
-from sqlalchemy import and_, delete, func, select, update
+from sqlalchemy import Table, and_, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bookstore_orders.models import IdempotencyKey, Order, OrderStatus, utcnow
+from bookstore_orders.models import IdempotencyKey, Order, OrderItem, OrderStatus, utcnow
+
+# Plain tables for the hot insert path (Core statements skip the ORM unit of work).
+ORDERS = cast(Table, Order.__table__)
+ORDER_ITEMS = cast(Table, OrderItem.__table__)
 
 
 async def claim_idempotency_key(
     session: AsyncSession, scope: str, key: str, request_hash: str
 ) -> bool:
     """Insert the key unless it exists (ON CONFLICT DO NOTHING); True when we now own it."""
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    dialect_insert = (
+        postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    )
     statement = (
-        insert(IdempotencyKey)
+        dialect_insert(IdempotencyKey)
         .values(scope=scope, key=key, request_hash=request_hash, created_at=utcnow())
         .on_conflict_do_nothing(index_elements=["scope", "key"])
         .returning(IdempotencyKey.key)
@@ -108,8 +116,28 @@ async def mark_cancelled(session: AsyncSession, order_id: int) -> bool:
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-async def add_order(session: AsyncSession, order: Order) -> Order:
-    """Insert an order and its items (two statements), assigning their ids."""
-    session.add(order)
-    await session.flush()
-    return order
+async def insert_order(
+    session: AsyncSession,
+    *,
+    customer_name: str,
+    customer_email: str,
+    total_price: Decimal,
+    created_at: datetime,
+    items: Sequence[dict[str, Any]],
+) -> int:
+    """Insert a confirmed order and its lines (two Core statements, no ORM); return its id."""
+    order_id = await session.scalar(
+        insert(ORDERS)
+        .values(
+            status=OrderStatus.CONFIRMED.value,
+            customer_name=customer_name,
+            customer_email=customer_email,
+            total_price=total_price,
+            created_at=created_at,
+            updated_at=created_at,
+        )
+        .returning(ORDERS.c.id)
+    )
+    assert order_id is not None
+    await session.execute(insert(ORDER_ITEMS), [{"order_id": order_id, **item} for item in items])
+    return int(order_id)

@@ -41,8 +41,14 @@ from bookstore_orders.catalog_client import (
     Reservation,
 )
 from bookstore_orders.metrics import ORDERS_CANCELLED, ORDERS_PLACED, ORDERS_REJECTED
-from bookstore_orders.models import Order, OrderItem, OrderStatus, utcnow
-from bookstore_orders.schemas import OrderCreate, OrderItemCreate, OrderPage, OrderRead
+from bookstore_orders.models import OrderStatus, utcnow
+from bookstore_orders.schemas import (
+    OrderCreate,
+    OrderItemCreate,
+    OrderItemRead,
+    OrderPage,
+    OrderRead,
+)
 
 log = logging.getLogger(__name__)
 
@@ -174,8 +180,8 @@ class OrdersService:
         reservations = await self._reserve_all(order.items)
         try:
             async with self._sessionmaker.begin() as session:
-                row = await repository.add_order(session, _new_order(order, reservations))
-                body = OrderRead.model_validate(row).model_dump_json().encode()
+                placed = await _insert_order(session, order, reservations)
+                body = placed.model_dump_json().encode()
                 if idempotency_key is not None:
                     await repository.store_idempotent_response(
                         session, IDEMPOTENCY_SCOPE, idempotency_key, 201, body.decode()
@@ -185,7 +191,7 @@ class OrdersService:
             await asyncio.shield(self._release_all(reservations))
             raise
         ORDERS_PLACED.inc()
-        return PlacedOrder(201, body, row.id)
+        return PlacedOrder(201, body, placed.id)
 
     async def _reserve_all(self, items: Sequence[OrderItemCreate]) -> list[Reservation]:
         """Reserve all lines concurrently; on any failure release the ones that succeeded."""
@@ -266,27 +272,39 @@ class OrdersService:
             await repository.release_idempotency_key(session, IDEMPOTENCY_SCOPE, key)
 
 
-def _new_order(order: OrderCreate, reservations: Sequence[Reservation]) -> Order:
-    """The order row and its lines, priced from catalog's reservations."""
-    items = [
-        OrderItem(
-            book_id=reservation.book_id,
-            quantity=reservation.quantity,
-            unit_price=reservation.unit_price,
-            reservation_id=reservation.id,
-        )
-        for reservation in reservations
-    ]
+async def _insert_order(
+    session: AsyncSession, order: OrderCreate, reservations: Sequence[Reservation]
+) -> OrderRead:
+    """Write the order priced from catalog's reservations; return it as the API shows it."""
     total = sum((r.unit_price * r.quantity for r in reservations), Decimal("0.00"))
-    now = utcnow()
-    return Order(
-        status=OrderStatus.CONFIRMED.value,
+    created_at = utcnow()
+    order_id = await repository.insert_order(
+        session,
         customer_name=order.customer_name,
         customer_email=order.customer_email,
         total_price=total,
-        created_at=now,
-        updated_at=now,
-        items=items,
+        created_at=created_at,
+        items=[
+            {
+                "book_id": r.book_id,
+                "quantity": r.quantity,
+                "unit_price": r.unit_price,
+                "reservation_id": r.id,
+            }
+            for r in reservations
+        ],
+    )
+    return OrderRead(
+        id=order_id,
+        status=OrderStatus.CONFIRMED,
+        customer_name=order.customer_name,
+        customer_email=order.customer_email,
+        items=[
+            OrderItemRead(book_id=r.book_id, quantity=r.quantity, unit_price=r.unit_price)
+            for r in reservations
+        ],
+        total_price=total,
+        created_at=created_at,
     )
 
 
