@@ -21,7 +21,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from bookstore_catalog.isbn import clean_isbn
 from bookstore_catalog.models import Book, Reservation
@@ -39,9 +39,6 @@ BOOK_COLUMNS = (
     Book.updated_at,
 )
 
-
-# Reads run on a session or on a bare autocommit connection (the faster read path).
-Executor = AsyncSession | AsyncConnection
 
 _SELECT_BOOK = select(*BOOK_COLUMNS).where(Book.id == bindparam("book_id"))
 
@@ -95,14 +92,21 @@ def _filter_clauses(filters: BookFilters) -> list[ColumnElement[bool]]:
     return clauses
 
 
-async def get_book(session: Executor, book_id: int) -> RowMapping | None:
-    """One book's columns, or None (a prebuilt statement: the hottest query)."""
+async def get_book(session: AsyncSession, book_id: int) -> RowMapping | None:
+    """One book's columns, or None (inside a write transaction)."""
     result = await session.execute(_SELECT_BOOK, {"book_id": book_id})
     return result.mappings().first()
 
 
+async def read_book(engine: AsyncEngine, book_id: int) -> RowMapping | None:
+    """One book's columns, or None, on an autocommit connection (the hottest query)."""
+    async with engine.connect() as connection:
+        result = await connection.execute(_SELECT_BOOK, {"book_id": book_id})
+        return result.mappings().first()
+
+
 async def search_books(
-    session: Executor, filters: BookFilters, limit: int, offset: int
+    engine: AsyncEngine, filters: BookFilters, limit: int, offset: int
 ) -> tuple[Sequence[RowMapping], int]:
     """A page of matching books ordered by id, and the number of matches in all.
 
@@ -110,19 +114,20 @@ async def search_books(
     needs a separate COUNT.
     """
     where = _filter_clauses(filters)
-    result = await session.execute(
-        select(*BOOK_COLUMNS, func.count().over().label("total"))
-        .where(*where)
-        .order_by(Book.id)
-        .limit(limit)
-        .offset(offset)
-    )
-    rows = result.mappings().all()
-    if rows:
-        return rows, int(rows[0]["total"])
-    if offset == 0:
-        return rows, 0
-    total = await session.scalar(select(func.count()).select_from(Book).where(*where))
+    async with engine.connect() as connection:
+        result = await connection.execute(
+            select(*BOOK_COLUMNS, func.count().over().label("total"))
+            .where(*where)
+            .order_by(Book.id)
+            .limit(limit)
+            .offset(offset)
+        )
+        rows = result.mappings().all()
+        if rows:
+            return rows, int(rows[0]["total"])
+        if offset == 0:
+            return rows, 0
+        total = await connection.scalar(select(func.count()).select_from(Book).where(*where))
     return rows, total or 0
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Any
 
-from bookstore_common.db import ReadConnectionDep, SessionDep
+from bookstore_common.db import ReadEngineDep, SessionDep
 from bookstore_common.problems import PROBLEM_CONTENT_TYPE
 from bookstore_common.security import ApiKeyDep
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
@@ -63,19 +63,19 @@ writes = APIRouter(tags=["catalog"], dependencies=[ApiKeyDep])
 
 @router.get("/books", responses=_problems())
 async def list_books(
-    session: ReadConnectionDep,
+    engine: ReadEngineDep,
     filters: Annotated[BookFilters, Depends(book_filters)],
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     offset: Annotated[int, Query(ge=0, le=INT32_MAX)] = 0,
 ) -> BookPage:
     """Search books; results are sorted by id and paginated with `limit`/`offset`."""
-    return await service.search_books(session, filters, limit, offset)
+    return await service.search_books(engine, filters, limit, offset)
 
 
 @router.get("/books/{book_id}", responses=_problems(404))
-async def get_book(session: ReadConnectionDep, book_id: BookId) -> BookRead:
+async def get_book(engine: ReadEngineDep, book_id: BookId) -> BookRead:
     """One book."""
-    return await service.get_book(session, book_id)
+    return await service.get_book(engine, book_id)
 
 
 @writes.post("/books", status_code=status.HTTP_201_CREATED, responses=_problems(401, 409))

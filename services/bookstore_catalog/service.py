@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bookstore_common.problems import ConflictError, NotFoundError
 from sqlalchemy import RowMapping
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from bookstore_catalog import repository
 from bookstore_catalog.metrics import (
@@ -35,19 +35,19 @@ def _duplicate_isbn(isbn: str) -> ConflictError:
     return ConflictError(f"A book with ISBN {isbn} already exists.")
 
 
-async def get_book(session: repository.Executor, book_id: int) -> BookRead:
+async def get_book(engine: AsyncEngine, book_id: int) -> BookRead:
     """The book with this id; NotFoundError otherwise."""
-    row = await repository.get_book(session, book_id)
+    row = await repository.read_book(engine, book_id)
     if row is None:
         raise _book_not_found(book_id)
     return _book(row)
 
 
 async def search_books(
-    session: repository.Executor, filters: BookFilters, limit: int, offset: int
+    engine: AsyncEngine, filters: BookFilters, limit: int, offset: int
 ) -> BookPage:
     """A page of books matching `filters`, sorted by id."""
-    rows, total = await repository.search_books(session, filters, limit, offset)
+    rows, total = await repository.search_books(engine, filters, limit, offset)
     return BookPage(items=[_book(r) for r in rows], total=total, limit=limit, offset=offset)
 
 
