@@ -100,11 +100,16 @@ def render_get(crd: Mapping[str, Any]) -> str:
     header = ["NAME"] + [c["name"].upper() for c in columns]
     row = ["downtown"]
     for column in columns:
-        row.append("12m" if column["jsonPath"] == ".metadata.creationTimestamp" else
-                   jsonpath(sample, column["jsonPath"]) or "<none>")
+        row.append(
+            "12m"
+            if column["jsonPath"] == ".metadata.creationTimestamp"
+            else jsonpath(sample, column["jsonPath"]) or "<none>"
+        )
     widths = [max(len(h), len(r)) + 3 for h, r in zip(header, row, strict=True)]
-    lines = ["".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
-             for cells in (header, row)]
+    lines = [
+        "".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
+        for cells in (header, row)
+    ]
     return "\n".join(lines)
 
 
@@ -130,8 +135,14 @@ def _describe_lines(value: Any, indent: int) -> Iterator[str]:
 
 def render_describe() -> str:
     """The Status and Events part of `kubectl describe bookstore downtown`."""
-    lines = ["Name:         downtown", "Namespace:    shops", "API Version:  bookstore.dev/v1alpha1",
-             "Kind:         Bookstore", "...", "Status:"]
+    lines = [
+        "Name:         downtown",
+        "Namespace:    shops",
+        "API Version:  bookstore.dev/v1alpha1",
+        "Kind:         Bookstore",
+        "...",
+        "Status:",
+    ]
     lines += list(_describe_lines(SAMPLE_STATUS, 1))
     lines.append("Events:")
     lines.append("  Type    Reason   Age   From                Message")
@@ -147,8 +158,13 @@ def _type_name(node: Mapping[str, Any]) -> str:
     kind = node.get("type", "Object")
     if kind == "array":
         return f"[]{_type_name(node.get('items', {}))}"
-    return {"object": "Object", "string": "string", "integer": "integer", "boolean": "boolean",
-            "number": "number"}.get(kind, kind)
+    return {
+        "object": "Object",
+        "string": "string",
+        "integer": "integer",
+        "boolean": "boolean",
+        "number": "number",
+    }.get(kind, kind)
 
 
 def render_explain(crd: Mapping[str, Any], field: str = "spec") -> str:
@@ -156,10 +172,16 @@ def render_explain(crd: Mapping[str, Any], field: str = "spec") -> str:
     node = schema_of(crd)["properties"][field]
     wrap = textwrap.TextWrapper(width=76, initial_indent="    ", subsequent_indent="    ")
     fields_wrap = textwrap.TextWrapper(width=78, initial_indent="    ", subsequent_indent="    ")
-    lines = [f"GROUP:      {crd['spec']['group']}", f"KIND:       {crd['spec']['names']['kind']}",
-             f"VERSION:    {served_version(crd)['name']}", "",
-             f"FIELD: {field} <{_type_name(node)}>", "", "DESCRIPTION:"]
-    lines += wrap.wrap(node.get("description", "<empty>")) + ["", "FIELDS:"]
+    lines = [
+        f"GROUP:      {crd['spec']['group']}",
+        f"KIND:       {crd['spec']['names']['kind']}",
+        f"VERSION:    {served_version(crd)['name']}",
+        "",
+        f"FIELD: {field} <{_type_name(node)}>",
+        "",
+        "DESCRIPTION:",
+    ]
+    lines += [*wrap.wrap(node.get("description", "<empty>")), "", "FIELDS:"]
     for name, child in node.get("properties", {}).items():
         lines.append(f"  {name}\t<{_type_name(child)}>")
         lines += fields_wrap.wrap(child.get("description", "<no description>"))
@@ -183,7 +205,11 @@ def render_reference(crd: Mapping[str, Any]) -> str:
         if path == "spec" or ".allowFrom[]." in path or ".resources." in path:
             continue  # standard Kubernetes types: described at their parent
         default = node.get("default")
-        shown = "" if default is None else f"`{yaml.safe_dump(default, default_flow_style=True).strip()}`"
+        shown = (
+            ""
+            if default is None
+            else f"`{yaml.safe_dump(default, default_flow_style=True).strip()}`"
+        )
         description = " ".join(node.get("description", "").split()).replace("|", "\\|")
         rows.append(f"| `{path}` | {_type_name(node)} | {shown} | {description} |")
     return "\n".join(rows)
@@ -191,11 +217,24 @@ def render_reference(crd: Mapping[str, Any]) -> str:
 
 def render_blocks(crd: Mapping[str, Any]) -> dict[str, str]:
     """Every generated README block, by name."""
-    usage = "\n".join([
-        "```console", "$ kubectl get bookstores", render_get(crd), "```", "",
-        "```console", "$ kubectl describe bookstore downtown", render_describe(), "```", "",
-        "```console", "$ kubectl explain bookstore.spec", render_explain(crd), "```",
-    ])
+    usage = "\n".join(
+        [
+            "```console",
+            "$ kubectl get bookstores",
+            render_get(crd),
+            "```",
+            "",
+            "```console",
+            "$ kubectl describe bookstore downtown",
+            render_describe(),
+            "```",
+            "",
+            "```console",
+            "$ kubectl explain bookstore.spec",
+            render_explain(crd),
+            "```",
+        ]
+    )
     return {"kubectl-get": usage, "spec-reference": render_reference(crd)}
 
 

@@ -16,7 +16,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _load_docs_module() -> ModuleType:
     spec = importlib.util.spec_from_file_location("hack_docs", ROOT / "hack" / "docs.py")
-    assert spec and spec.loader
+    assert spec
+    assert spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -28,7 +29,9 @@ docs = _load_docs_module()
 def _plain_json_schema(node: Any) -> Any:
     """Drop the Kubernetes extensions so jsonschema can check an object against the CRD."""
     if isinstance(node, dict):
-        cleaned = {k: _plain_json_schema(v) for k, v in node.items() if not k.startswith("x-kubernetes")}
+        cleaned = {
+            k: _plain_json_schema(v) for k, v in node.items() if not k.startswith("x-kubernetes")
+        }
         if node.get("x-kubernetes-int-or-string"):
             cleaned.pop("type", None)
         return cleaned
@@ -46,7 +49,9 @@ def test_readme_generated_blocks_match_the_crd() -> None:
     assert docs.main(["--check"]) == 0, "README.md is stale: run `make docs`"
 
 
-def test_sample_status_shown_in_readme_is_valid_against_the_status_schema(crd: dict[str, Any]) -> None:
+def test_sample_status_shown_in_readme_is_valid_against_the_status_schema(
+    crd: dict[str, Any],
+) -> None:
     status_schema = _plain_json_schema(docs.schema_of(crd)["properties"]["status"])
     jsonschema.validate(docs.SAMPLE_STATUS, status_schema)
     types = [c["type"] for c in docs.SAMPLE_STATUS["conditions"]]
@@ -56,7 +61,14 @@ def test_sample_status_shown_in_readme_is_valid_against_the_status_schema(crd: d
 def test_every_printer_column_resolves_against_a_real_status(crd: dict[str, Any]) -> None:
     sample = {"metadata": {"name": "downtown"}, "status": docs.SAMPLE_STATUS}
     columns = docs.served_version(crd)["additionalPrinterColumns"]
-    assert [c["name"].upper() for c in columns] == ["READY", "PHASE", "VERSION", "CATALOG", "ORDERS", "AGE"]
+    assert [c["name"].upper() for c in columns] == [
+        "READY",
+        "PHASE",
+        "VERSION",
+        "CATALOG",
+        "ORDERS",
+        "AGE",
+    ]
     for column in columns:
         if column["jsonPath"] != ".metadata.creationTimestamp":
             assert docs.jsonpath(sample, column["jsonPath"]), column
@@ -71,6 +83,9 @@ def test_every_spec_field_the_readme_names_exists_in_the_crd(crd: dict[str, Any]
 
 
 def test_every_spec_field_has_a_description(crd: dict[str, Any]) -> None:
-    missing = [path for path, node in docs._walk(docs.schema_of(crd)["properties"]["spec"], "spec")
-               if not node.get("description")]
+    missing = [
+        path
+        for path, node in docs._walk(docs.schema_of(crd)["properties"]["spec"], "spec")
+        if not node.get("description")
+    ]
     assert not missing, f"fields without a description (kubectl explain shows nothing): {missing}"
