@@ -4,6 +4,7 @@ printer-column JSONPaths — emulated closely enough to test the CRD without a c
 from __future__ import annotations
 
 import copy
+import functools
 import re
 from collections.abc import Iterator
 from decimal import Decimal
@@ -130,10 +131,18 @@ def rules(schema: Schema) -> Iterator[tuple[str, dict[str, Any]]]:
             yield path, rule
 
 
+# Created at import: celpy raises the recursion limit when it first builds its parser.
+_ENVIRONMENT = celpy.Environment()
+
+
+@functools.cache
+def _program(rule: str) -> celpy.Runner:
+    return _ENVIRONMENT.program(_ENVIRONMENT.compile(rule), functions=CEL_FUNCTIONS)
+
+
 def evaluate_rule(rule: str, self_value: Any, old_value: Any = None) -> bool:
     """One CEL rule with self (and oldSelf for transition rules)."""
-    environment = celpy.Environment()
-    program = environment.program(environment.compile(rule), functions=CEL_FUNCTIONS)
+    program = _program(rule)
     activation = {"self": celpy.json_to_cel(self_value)}
     if old_value is not None:
         activation["oldSelf"] = celpy.json_to_cel(old_value)
