@@ -8,7 +8,13 @@ import kubernetes_validate
 import pytest
 
 from tests.operator.unit.pod_security import restricted_violations
-from tests.operator.unit.stores import all_bookstore_bodies, all_manifests, parse_store, store_for
+from tests.operator.unit.stores import (
+    all_bookstore_bodies,
+    all_manifests,
+    example_documents,
+    parse_store,
+    store_for,
+)
 
 BODIES = all_bookstore_bodies()
 OLDEST_SUPPORTED = "1.30"
@@ -69,3 +75,11 @@ def test_pod_security_check_reports_violations(change: dict[str, object], proble
     if "securityContext" in change:
         del pod["containers"][0]["securityContext"]["runAsNonRoot"]
     assert any(problem in found for found in restricted_violations(pod))
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_every_other_example_document_validates_strictly(version: str) -> None:
+    others = [doc for _, doc in example_documents() if doc["kind"] != "Bookstore"]
+    assert others  # the external database example ships its Secret
+    for document in others:
+        kubernetes_validate.validate(document, version, strict=True)
