@@ -9,6 +9,7 @@ import kopf
 
 import bookstore_operator.handlers  # noqa: F401  (importing registers the kopf handlers)
 from bookstore_operator import __version__
+from bookstore_operator.settings import OperatorSettings
 
 LOG_FORMATS = {
     "json": kopf.LogFormat.JSON,
@@ -23,6 +24,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         prog="bookstore-operator",
         description="Run the Bookstore operator. Credentials: in-cluster service account, "
         "else the current kubeconfig context.",
+        epilog="Environment: "
+        + "; ".join(
+            f"BOOKSTORE_{name.upper()}: {(field.description or '').rstrip('.')}"
+            for name, field in OperatorSettings.model_fields.items()
+        ),
     )
     parser.add_argument(
         "--namespace",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import kopf
 import urllib3.exceptions
 from kubernetes.client.exceptions import ApiException
@@ -25,12 +27,27 @@ class UserFixableError(Exception):
         self.delay = delay
 
 
+class ChildWriteError(Exception):
+    """The API server refused a write to one child; says which child and why."""
+
+    def __init__(self, child: str, cause: ApiException) -> None:
+        self.child = child
+        self.cause = cause
+        self.detail = f"{cause.status} {cause.reason}: {_api_message(cause)}"
+        super().__init__(f"Writing {child} failed: {self.detail}")
+
+
 def classify(exc: BaseException) -> kopf.PermanentError | kopf.TemporaryError:
     """Turn any failure into kopf's retry decision: permanent, or temporary with a delay."""
     if isinstance(exc, (kopf.PermanentError, kopf.TemporaryError)):
         return exc
     if isinstance(exc, UserFixableError):
         return kopf.TemporaryError(f"{exc.reason}: {exc.message}", delay=exc.delay)
+    if isinstance(exc, ChildWriteError):
+        verdict = classify(exc.cause)
+        if isinstance(verdict, kopf.TemporaryError):
+            return kopf.TemporaryError(str(exc), delay=verdict.delay)
+        return kopf.PermanentError(str(exc))
     if isinstance(exc, ApiException):
         status = int(exc.status or 0)
         detail = f"API answered {status} {exc.reason}"
@@ -39,11 +56,19 @@ def classify(exc: BaseException) -> kopf.PermanentError | kopf.TemporaryError:
         if status == 429:
             return kopf.TemporaryError(f"{detail} (throttled)", delay=_retry_after(exc))
         if status in PERMANENT_STATUSES:
-            return kopf.PermanentError(f"{detail}: {exc.body}")
+            return kopf.PermanentError(f"{detail}: {_api_message(exc)}")
         return kopf.TemporaryError(detail, delay=SERVER_ERROR_DELAY)
     if isinstance(exc, (TimeoutError, ConnectionError, urllib3.exceptions.HTTPError)):
         return kopf.TemporaryError(f"API unreachable: {exc!r}", delay=SERVER_ERROR_DELAY)
     return kopf.TemporaryError(f"Unexpected failure: {exc!r}", delay=SERVER_ERROR_DELAY)
+
+
+def _api_message(exc: ApiException) -> str:
+    """The `message` of the Kubernetes Status the server answered with, else the raw body."""
+    try:
+        return str(json.loads(exc.body or "")["message"])
+    except (ValueError, TypeError, KeyError):
+        return str(exc.body or exc.reason)
 
 
 def _retry_after(exc: ApiException) -> float:

@@ -21,6 +21,7 @@ import kubernetes
 from kubernetes.client.exceptions import ApiException
 
 from bookstore_operator.builders import ChildKey
+from bookstore_operator.errors import ChildWriteError
 from bookstore_operator.models import API_GROUP, API_VERSION, PLURAL, Bookstore
 
 logger = logging.getLogger(__name__)
@@ -220,26 +221,44 @@ async def apply_children(
             if manifest is not None:
                 report.foreign.append(label(key))
             continue
-        if manifest is None:
-            if live is not None:
-                report.drifted.append(label(key))
-                if write:
-                    await kube.delete(key.api_version, key.kind, store.namespace, key.name)
-                    report.live[key] = None
-                    report.deleted.append(label(key))
-        elif live is None:
-            report.drifted.append(label(key))
-            if write:
-                report.live[key] = await kube.create(manifest)
-                report.created.append(label(key))
-        elif key.kind != "Secret" and not contains(live, managed_part(manifest)):
-            report.drifted.append(label(key))
-            if write:
-                report.live[key] = await kube.merge_patch(
-                    key.api_version, key.kind, store.namespace, key.name, managed_part(manifest)
-                )
-                report.updated.append(label(key))
+        try:
+            await _converge(kube, store, key, manifest, live, report, write=write)
+        except ApiException as exc:
+            raise ChildWriteError(label(key), exc) from exc
     return report
+
+
+async def _converge(
+    kube: Kube,
+    store: Bookstore,
+    key: ChildKey,
+    manifest: dict[str, Any] | None,
+    live: dict[str, Any] | None,
+    report: ApplyReport,
+    *,
+    write: bool,
+) -> None:
+    """One child we own (or that is absent): delete, create or merge-patch it as needed."""
+    if manifest is None:
+        if live is None:
+            return
+        report.drifted.append(label(key))
+        if write:
+            await kube.delete(key.api_version, key.kind, store.namespace, key.name)
+            report.live[key] = None
+            report.deleted.append(label(key))
+    elif live is None:
+        report.drifted.append(label(key))
+        if write:
+            report.live[key] = await kube.create(manifest)
+            report.created.append(label(key))
+    elif key.kind != "Secret" and not contains(live, managed_part(manifest)):
+        report.drifted.append(label(key))
+        if write:
+            report.live[key] = await kube.merge_patch(
+                key.api_version, key.kind, store.namespace, key.name, managed_part(manifest)
+            )
+            report.updated.append(label(key))
 
 
 async def write_status(kube: Kube, body: Mapping[str, Any], status: Mapping[str, Any]) -> bool:

@@ -15,7 +15,7 @@ import kopf
 import pydantic
 
 from bookstore_operator import builders, kube
-from bookstore_operator.errors import UserFixableError
+from bookstore_operator.errors import ChildWriteError, UserFixableError, classify
 from bookstore_operator.models import Bookstore, ExternalDatabaseFacts
 from bookstore_operator.settings import OperatorSettings
 from bookstore_operator.status import Observed, Problem, compute_status
@@ -35,10 +35,21 @@ async def reconcile(
         store = store.model_copy(update={"external_database": facts})
     write = not store.spec.paused and not problems
     report = kube.ApplyReport()
+    rejected: kopf.PermanentError | None = None
     if not problems:
-        report = await apply_all(client, store, write=write)
-    else:  # the children cannot be built right now; still report how the workloads are doing
-        for key in workload_keys(store).values():
+        try:
+            report = await apply_all(client, store, write=write)
+        except ChildWriteError as exc:
+            verdict = classify(exc)
+            if not isinstance(verdict, kopf.PermanentError):
+                raise  # worth retrying as is: kopf does, with the delay classify() picks
+            rejected = verdict
+            problems.append(
+                Problem("ChildRejected", f"The API server rejected {exc.child}: {exc.detail}")
+            )
+    keys = workload_keys(store)
+    for key in keys.values():  # report how the workloads are doing even if we could not apply
+        if key not in report.live:
             report.live[key] = await client.get(
                 key.api_version, key.kind, store.namespace, key.name
             )
@@ -51,7 +62,6 @@ async def reconcile(
         )
         for name in report.foreign
     ]
-    keys = workload_keys(store)
     observed = Observed(
         catalog=report.live.get(keys["catalog"]),
         orders=report.live.get(keys["orders"]),
@@ -66,7 +76,9 @@ async def reconcile(
     announce(body, report, previous, status)
     if await kube.write_status(client, body, status):
         logger.info("Status: phase %s, generation %s.", status["phase"], store.generation)
-    if problems and any(p.phase == "Failed" for p in problems):
+    if rejected is not None:
+        raise rejected
+    if any(p.phase == "Failed" for p in problems):
         raise UserFixableError(problems[0].reason, problems[0].message)
 
 

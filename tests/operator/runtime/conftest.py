@@ -84,8 +84,8 @@ class Operator:
         self._stop: asyncio.Event | None = None
         self._kube: Kube | None = None
 
-    async def start(self) -> None:
-        """Spawn kopf's tasks and wait until the operator is ready."""
+    async def start(self, *, peering: str | None = None) -> None:
+        """Spawn kopf's tasks (standalone unless a peering name is given) and wait until ready."""
         assert handlers.RESYNC_SECONDS == RESYNC_SECONDS, "handlers imported before conftest"
         url = str(self.emulator.url).rstrip("/")
         self._kube = Kube.for_host(url)
@@ -100,7 +100,8 @@ class Operator:
         )
         tasks = await kopf.spawn_tasks(
             clusterwide=True,
-            standalone=True,
+            standalone=peering is None,
+            peering_name=peering,
             settings=settings,
             memo=memo,
             stop_flag=self._stop,

@@ -38,7 +38,8 @@ RESOURCES: list[tuple[str, str, bool, tuple[str, ...]]] = [
     ("policy/v1/poddisruptionbudgets", "PodDisruptionBudget", True, ("status",)),
     ("networking.k8s.io/v1/networkpolicies", "NetworkPolicy", True, ()),
     ("networking.k8s.io/v1/ingresses", "Ingress", True, ("status",)),
-    ("coordination.k8s.io/v1/leases", "Lease", True, ()),
+    ("kopf.dev/v1/clusterkopfpeerings", "ClusterKopfPeering", False, ()),
+    ("kopf.dev/v1/kopfpeerings", "KopfPeering", True, ()),
 ]
 VERBS = ("get", "list", "watch", "create", "patch", "update", "delete")
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -68,6 +69,8 @@ class Emulator(kmock.KubernetesEmulator):
     _revisions: itertools.count[int] = attrs.field(factory=lambda: itertools.count(1), init=False)
     _revision: int = attrs.field(default=0, init=False)
     _with_status: set[kmock.resource] = attrs.field(factory=set, init=False)
+    # (METHOD, plural) -> statuses to answer the next such requests with, instead of serving.
+    faults: dict[tuple[str, str], list[int]] = attrs.field(factory=dict, init=False)
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
@@ -120,6 +123,10 @@ class Emulator(kmock.KubernetesEmulator):
             enums.action.DELETE,
         }:
             return await super()._handle(request)
+        planned = self.faults.get((request.method.value, request.resource.plural or ""))
+        if planned:
+            status = planned.pop(0)
+            raise kmock.KubernetesError(status=status, reason="Injected", message=f"{status} fault")
         async with self._lock:
             if action == enums.action.CREATE:
                 body, status = self._create(request), 201

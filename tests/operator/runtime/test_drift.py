@@ -142,3 +142,38 @@ async def test_same_named_object_not_owned_is_left_alone_and_reported(
         ),
         what="a Warning event ChildNotOwned",
     )
+
+
+async def test_transient_api_errors_are_retried_until_the_bookstore_is_ready(
+    emulator: Emulator, operator: Operator
+) -> None:
+    emulator.faults[("POST", "deployments")] = [500, 429, 409]
+    await create_bookstore(emulator, "downtown")
+    await mark_workloads_ready(emulator, "downtown")
+    await wait_ready(emulator, "downtown")
+    assert emulator.faults[("POST", "deployments")] == []
+
+
+async def test_child_rejected_by_the_api_server_fails_the_bookstore_without_crashing(
+    emulator: Emulator, operator: Operator
+) -> None:
+    emulator.faults[("POST", "deployments")] = [422] * 1000
+    await create_bookstore(emulator, "downtown")
+
+    def rejected() -> dict[str, Any] | None:
+        store = bookstore(emulator, "downtown")
+        ready = condition(store, "Ready")
+        failed = (store.get("status") or {}).get("phase") == "Failed"
+        return ready if failed and ready.get("reason") == "ChildRejected" else None
+
+    ready = await eventually(rejected, what="phase Failed, reason ChildRejected")
+    assert "Deployment/downtown-catalog" in ready["message"]
+    assert "422" in ready["message"]
+    await eventually(
+        lambda: any(e.get("reason") == "ChildRejected" for e in emulator.live_items("v1/events")),
+        what="a Warning event ChildRejected",
+    )
+
+    emulator.faults.clear()  # e.g. an operator upgrade fixed the manifest: the resync recovers
+    await mark_workloads_ready(emulator, "downtown")
+    await wait_ready(emulator, "downtown")

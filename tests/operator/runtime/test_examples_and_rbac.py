@@ -138,3 +138,32 @@ def test_cluster_role_grants_nothing_beyond_what_the_operator_uses() -> None:
     assert ("", "secrets", "list") not in granted
     assert ("", "secrets", "watch") not in granted
     assert ("", "secrets", "patch") not in granted
+
+
+async def test_peering_operator_announces_itself_and_stays_within_the_role(
+    emulator: Emulator,
+) -> None:
+    peering = {
+        "apiVersion": "kopf.dev/v1",
+        "kind": "ClusterKopfPeering",
+        "metadata": {"name": "bookstore-operator"},
+    }
+    await api(emulator, "POST", "/apis/kopf.dev/v1/clusterkopfpeerings", peering)
+    runtime = Operator(emulator)
+    await runtime.start(peering="bookstore-operator")
+    try:
+        await eventually(
+            lambda: (
+                emulator.live("kopf.dev/v1/clusterkopfpeerings", None, "bookstore-operator") or {}
+            ).get("status"),
+            what="the operator's keep-alive in the ClusterKopfPeering",
+        )
+        await create_bookstore(emulator, "downtown")
+        await mark_workloads_ready(emulator, "downtown")
+        await wait_ready(emulator, "downtown")
+    finally:
+        await runtime.stop()
+    assert rbac.denied(emulator.requests_made) == []
+    assert {("kopf.dev", "clusterkopfpeerings", verb) for verb in ("list", "watch", "patch")} <= (
+        rbac.used(emulator.requests_made)
+    )
