@@ -47,6 +47,7 @@ class Book(Base):
     __table_args__ = (
         CheckConstraint("quantity >= 0", name="quantity_non_negative"),
         CheckConstraint("price > 0", name="price_positive"),
+        {"sqlite_autoincrement": True},  # never reuse ids in dev mode (PostgreSQL never does)
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -64,7 +65,10 @@ class Reservation(Base):
     """Copies taken out of a book's stock until released (e.g. by an order's cancel)."""
 
     __tablename__ = "reservations"
-    __table_args__ = (CheckConstraint("quantity > 0", name="quantity_positive"),)
+    __table_args__ = (
+        CheckConstraint("quantity > 0", name="quantity_positive"),
+        {"sqlite_autoincrement": True},
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     book_id: Mapped[int] = mapped_column(ForeignKey("books.id", ondelete="RESTRICT"), index=True)

@@ -7,9 +7,13 @@ import subprocess
 from collections.abc import Callable
 
 import psycopg
-from bookstore_catalog.__main__ import migrate
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from bookstore_catalog.__main__ import VERSION_TABLE, migrate
 from bookstore_catalog.config import CatalogSettings
+from bookstore_catalog.models import metadata
 from bookstore_catalog.sample_data import SAMPLE_BOOKS
+from sqlalchemy import create_engine
 
 from tests.services.conftest import _catalog_command
 
@@ -74,3 +78,16 @@ def test_sample_data_is_loaded_only_into_an_empty_catalog(
     with psycopg.connect(url) as connection:
         count = connection.execute("SELECT count(*) FROM books").fetchone()
     assert count == (1,)
+
+
+def test_migrations_match_the_models(catalog_database_url: str) -> None:
+    engine = create_engine(catalog_database_url.replace("postgresql://", "postgresql+psycopg://"))
+    try:
+        with engine.connect() as connection:
+            context = MigrationContext.configure(
+                connection, opts={"compare_type": True, "version_table": VERSION_TABLE}
+            )
+            differences = compare_metadata(context, metadata)
+    finally:
+        engine.dispose()
+    assert differences == []

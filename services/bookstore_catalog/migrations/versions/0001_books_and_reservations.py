@@ -37,6 +37,7 @@ def upgrade() -> None:
         sa.CheckConstraint("price > 0", name=op.f("ck_books_price_positive")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_books")),
         sa.UniqueConstraint("isbn", name=op.f("uq_books_isbn")),
+        sqlite_autoincrement=True,
     )
     op.create_table(
         "reservations",
@@ -54,6 +55,7 @@ def upgrade() -> None:
             ondelete="RESTRICT",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_reservations")),
+        sqlite_autoincrement=True,
     )
     op.create_index(op.f("ix_reservations_book_id"), "reservations", ["book_id"])
 
