@@ -59,8 +59,8 @@ class Helm:
         return HelmResult(completed.returncode, completed.stdout, completed.stderr)
 
     def template(self, values_file: Path | None = None) -> HelmResult:
-        """`helm template` of the chart, with an optional values file."""
-        args = ["template", RELEASE, str(CHART), "--namespace", NAMESPACE]
+        """`helm template` of the chart (crds/ included), with an optional values file."""
+        args = ["template", RELEASE, str(CHART), "--namespace", NAMESPACE, "--include-crds"]
         if values_file is not None:
             args += ["--values", str(values_file)]
         return self.run(*args)

@@ -17,6 +17,7 @@ from tests.chart.helm import (
 )
 
 CHART_CRDS = CHART / "files" / "crds"
+INSTALLED_ONCE = {"kopf-peering.yaml"}
 CHART_ROLE = CHART / "files" / "rbac" / "role.yaml"
 
 
@@ -41,21 +42,35 @@ def source_rules() -> list[dict[str, Any]]:
     return rules
 
 
+def chart_copy(source: Path) -> Path:
+    """Where the chart keeps its copy of a CRD file of crds/.
+
+    kopf's peering CRDs go to the chart's crds/ (Helm installs them before the release's
+    resources, so the peering object can be created; it never upgrades or deletes them); every
+    other CRD to files/crds/, templated so that `helm upgrade` upgrades it.
+    """
+    if source.name in INSTALLED_ONCE:
+        return CHART / "crds" / source.name
+    return CHART_CRDS / source.name
+
+
 def test_chart_crds_are_byte_identical_to_the_repository_crds() -> None:
     sources = sorted(SOURCE_CRDS.glob("*.yaml"))
     assert sources, "crds/ holds no CRD"
-    copies = sorted(CHART_CRDS.glob("*.yaml"))
-    assert [p.name for p in copies] == [p.name for p in sources], "run `make crds`"
-    for source, copy in zip(sources, copies, strict=True):
+    for source in sources:
+        copy = chart_copy(source)
+        assert copy.exists(), f"{copy} is missing: run `make crds`"
         assert copy.read_bytes() == source.read_bytes(), (
             f"{copy} differs from {source}: run `make crds`"
         )
 
 
-def test_chart_has_no_crds_directory_helm_would_install_unmanaged() -> None:
-    assert not (CHART / "crds").exists(), (
-        "charts/bookstore-operator/crds/ would make Helm install the CRDs unmanaged and then "
-        "fail on the templated copies: the chart reads files/crds/ instead"
+def test_chart_holds_no_crd_that_is_not_in_crds() -> None:
+    copies = sorted((CHART / "crds").glob("*.yaml")) + sorted(CHART_CRDS.glob("*.yaml"))
+    expected = sorted(chart_copy(source) for source in SOURCE_CRDS.glob("*.yaml"))
+    assert sorted(copies) == expected, (
+        "the Bookstore CRD belongs in files/crds/ (templated, upgraded, kept), never in the "
+        "chart's crds/ (Helm would never upgrade it, and the templated copy would collide)"
     )
 
 
@@ -93,20 +108,21 @@ def test_namespaced_roles_and_cluster_role_together_grant_exactly_the_operator_r
         }
 
 
-def test_rendered_crds_carry_the_source_crds_unchanged_but_for_labels_and_keep(
+def test_rendered_crds_carry_the_shipped_copies_unchanged_but_for_labels_and_keep(
     helm: Helm,
 ) -> None:
-    sources = {
+    copies = {
         doc["metadata"]["name"]: doc
-        for path in CHART_CRDS.glob("*.yaml")
+        for path in [*CHART_CRDS.glob("*.yaml"), *(CHART / "crds").glob("*.yaml")]
         for doc in yaml.safe_load_all(path.read_text())
         if doc
     }
-    for crd in find(helm.render(), "CustomResourceDefinition"):
-        source = sources[crd["metadata"]["name"]]
-        assert crd["spec"] == source["spec"]
+    rendered = find(helm.render(), "CustomResourceDefinition")
+    assert sorted(crd["metadata"]["name"] for crd in rendered) == sorted(copies)
+    for crd in rendered:
+        copy = copies[crd["metadata"]["name"]]
         assert {k: v for k, v in crd.items() if k != "metadata"} == {
-            k: v for k, v in source.items() if k != "metadata"
+            k: v for k, v in copy.items() if k != "metadata"
         }
-        for key, value in (source["metadata"].get("labels") or {}).items():
+        for key, value in (copy["metadata"].get("labels") or {}).items():
             assert crd["metadata"]["labels"][key] == value
