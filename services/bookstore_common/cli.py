@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -21,16 +22,22 @@ log = logging.getLogger(__name__)
 S = TypeVar("S", bound=ServiceSettings)
 
 
-def _prepare_multiprocess_metrics(name: str) -> None:
-    """Give the workers one empty directory under /tmp to share their metric samples."""
+def _prepare_multiprocess_metrics(name: str) -> Path | None:
+    """Give the workers one empty directory to share their metric samples.
+
+    Uses PROMETHEUS_MULTIPROC_DIR when set (emptied first), else a fresh directory under
+    the temp dir (/tmp: the only writable place in the pod), which is returned for removal.
+    """
     existing = os.environ.get(MULTIPROC_ENV)
     if existing:
         directory = Path(existing)
         directory.mkdir(parents=True, exist_ok=True)
         for stale in directory.glob("*.db"):
             stale.unlink()
-        return
-    os.environ[MULTIPROC_ENV] = tempfile.mkdtemp(prefix=f"{name}-metrics-")
+        return None
+    created = tempfile.mkdtemp(prefix=f"{name}-metrics-")
+    os.environ[MULTIPROC_ENV] = created
+    return Path(created)
 
 
 def run_cli(
@@ -56,8 +63,7 @@ def run_cli(
     if args.command == "migrate":
         log.info("schema is up to date", extra={"service": name})
         return 0
-    if settings.workers > 1:
-        _prepare_multiprocess_metrics(name)
+    metrics_dir = _prepare_multiprocess_metrics(name) if settings.workers > 1 else None
     log.info(
         "serving",
         extra={"service": name, "port": settings.port, "workers": settings.workers},
@@ -73,6 +79,8 @@ def run_cli(
         access_log=False,
         server_header=False,
         log_config=logging_config(settings.log_level),
-        log_level=settings.log_level.lower(),
+        log_level=settings.log_level,
     )
+    if metrics_dir is not None:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0

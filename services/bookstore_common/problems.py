@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy import exc as sqlalchemy_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
@@ -149,11 +150,31 @@ async def _http_exception_handler(_: Request, exc: Exception) -> Response:
     return problem_response(exc.status_code, detail, headers=exc.headers)
 
 
+# Failures to reach or use the database: the service is unavailable, not broken.
+DATABASE_UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
+    sqlalchemy_exc.OperationalError,
+    sqlalchemy_exc.InterfaceError,
+    sqlalchemy_exc.TimeoutError,
+    OSError,
+)
+DATABASE_RETRY_AFTER_SECONDS = 5
+
+
+async def _database_unavailable_handler(_: Request, exc: Exception) -> Response:
+    log.warning("database unavailable", extra={"error": type(exc).__name__})
+    return UnavailableError(
+        "The database is unavailable; retry later.", retry_after=DATABASE_RETRY_AFTER_SECONDS
+    ).to_response()
+
+
 def install_problem_handlers(app: FastAPI) -> None:
-    """Render domain errors, validation errors and routing 404/405 as problem+json.
+    """Render domain errors, validation errors, routing 404/405 and database outages
+    (503 with Retry-After) as problem+json.
 
     Unhandled exceptions become a 500 problem in `RequestContextMiddleware`.
     """
+    for error in DATABASE_UNAVAILABLE_ERRORS:
+        app.add_exception_handler(error, _database_unavailable_handler)
     app.add_exception_handler(DomainError, _domain_error_handler)
     app.add_exception_handler(RequestValidationError, _validation_error_handler)
     app.add_exception_handler(StarletteHTTPException, _http_exception_handler)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import URL, make_url
 
@@ -13,6 +13,8 @@ SslMode = Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-
 SSL_MODES: frozenset[str] = frozenset(
     ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 )
+
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
 
 class ServiceSettings(BaseSettings):
@@ -32,6 +34,15 @@ class ServiceSettings(BaseSettings):
     workers: int = Field(default=1, ge=1, le=64)
     log_level: str = "info"
     sample_data: bool = False
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_log_level(cls, value: str) -> str:
+        """LOG_LEVEL is one of Python's level names, in any case; stored lower-case."""
+        level = value.strip().lower()
+        if level not in LOG_LEVELS:
+            raise ValueError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}")
+        return level
 
     @property
     def uses_sqlite(self) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
@@ -255,3 +256,18 @@ async def test_bad_search_parameter_is_422_naming_it(
 async def test_default_page_size_is_20(catalog_client: httpx.AsyncClient) -> None:
     page = (await catalog_client.get("/books")).json()
     assert (page["limit"], page["offset"]) == (20, 0)
+
+
+async def test_concurrent_creates_with_one_isbn_make_one_book(
+    catalog_client: httpx.AsyncClient,
+) -> None:
+    responses = await asyncio.gather(
+        *(
+            catalog_client.post(
+                "/books", json=book_payload(seed, isbn=isbn13(1)), headers=CATALOG_AUTH
+            )
+            for seed in range(10)
+        )
+    )
+    assert sorted(r.status_code for r in responses) == [201] + [409] * 9
+    assert (await catalog_client.get("/books")).json()["total"] == 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import httpx
 import pytest
 from bookstore_catalog.app import create_app
@@ -10,7 +12,7 @@ from fastapi import FastAPI
 
 from tests.services.catalog.books import book_payload, create_book
 from tests.services.catalog.test_books_api import assert_problem
-from tests.services.conftest import CATALOG_AUTH, free_port
+from tests.services.conftest import CATALOG_AUTH, free_port, start_catalog_server
 
 
 @pytest.mark.parametrize(
@@ -145,3 +147,45 @@ async def test_metrics_count_requests_by_route_template_and_reservations(
     assert sample(after, released) - sample(before, released) == 1
     assert "http_request_duration_seconds_bucket" in after
     assert f'/books/{book["id"]}"' not in after
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("GET", "/books/1", None),
+        ("GET", "/books", None),
+        ("POST", "/books", book_payload()),
+        ("POST", "/books/1/reservations", {"quantity": 1}),
+    ],
+)
+async def test_database_outage_is_503_problem_with_retry_after(
+    method: str, path: str, body: dict[str, object] | None
+) -> None:
+    settings = CatalogSettings(
+        database_url=f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere", api_key="k"
+    )
+    app = create_app(settings)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://c") as client:
+        response = await client.request(method, path, json=body, headers={"X-API-Key": "k"})
+    await app.state.engine.dispose()
+    assert "unavailable" in assert_problem(response, 503)["detail"]
+    assert response.headers["retry-after"] == "5"
+
+
+def test_metrics_add_up_across_two_workers(make_database: Callable[[str], str]) -> None:
+    server = start_catalog_server(make_database("catalog_workers"), workers=2)
+    catalog = next(server)
+    try:
+        for _ in range(20):  # a new connection each time, so both workers get some
+            assert httpx.get(f"{catalog.base_url}/health/live").status_code == 200
+        totals = {
+            sample(
+                httpx.get(f"{catalog.base_url}/metrics").text,
+                'http_requests_total{method="GET",route="/health/live",status="200"}',
+            )
+            for _ in range(4)
+        }
+    finally:
+        server.close()
+    assert totals == {20.0}

@@ -83,3 +83,9 @@ def test_settings_are_read_from_the_environment(monkeypatch: pytest.MonkeyPatch)
     assert settings.api_key.get_secret_value() == "from-env"
     assert (settings.workers, settings.sample_data, settings.port) == (2, True, 8000)
     assert "from-env" not in repr(settings)
+
+
+def test_log_level_is_case_insensitive_and_checked() -> None:
+    assert ServiceSettings(log_level="WARNING").log_level == "warning"
+    with pytest.raises(ValueError, match="LOG_LEVEL"):
+        ServiceSettings(log_level="loud")
