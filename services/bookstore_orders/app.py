@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -13,6 +15,7 @@ from bookstore_orders.catalog_client import CatalogClient, RetryPolicy, build_ht
 from bookstore_orders.circuit_breaker import CircuitBreaker
 from bookstore_orders.config import OrdersSettings
 from bookstore_orders.metrics import observe_circuit_state
+from bookstore_orders.releases import ReservationReleaser
 from bookstore_orders.routes import router
 from bookstore_orders.service import OrdersService
 
@@ -39,12 +42,18 @@ def create_app(settings: OrdersSettings) -> FastAPI:
             attempts=settings.catalog_retry_attempts, deadline=settings.catalog_deadline
         )
         catalog = CatalogClient(http, breaker, retry)
+        releaser = ReservationReleaser(app.state.sessionmaker, catalog)
+        app.state.releaser = releaser
         app.state.orders_service = OrdersService(
-            app.state.sessionmaker, catalog, settings.idempotency_lease_seconds
+            app.state.sessionmaker, catalog, releaser, settings.idempotency_lease_seconds
         )
+        retrier = asyncio.create_task(releaser.run(settings.release_retry_interval))
         try:
             yield
         finally:
+            retrier.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await retrier
             await http.aclose()
 
     app = create_service_app(

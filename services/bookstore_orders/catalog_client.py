@@ -99,7 +99,7 @@ def build_http_client(
         base_url=base_url,
         headers=headers,
         event_hooks={"request": [propagate_request_id]},
-        timeout=httpx.Timeout(read_timeout, connect=connect_timeout, pool=connect_timeout),
+        timeout=httpx.Timeout(read_timeout, connect=connect_timeout, pool=read_timeout),
         # Expire idle connections before uvicorn's 5 s keep-alive does, so a reused
         # connection is rarely closed under a request that must not be retried.
         limits=httpx.Limits(

@@ -21,3 +21,4 @@ class OrdersSettings(ServiceSettings):
     circuit_failure_threshold: int = Field(default=5, ge=1)
     circuit_reset_timeout: float = Field(default=5.0, gt=0)
     idempotency_lease_seconds: float = Field(default=60.0, gt=0)
+    release_retry_interval: float = Field(default=5.0, gt=0)

@@ -24,6 +24,10 @@ CATALOG_CIRCUIT_STATE = Gauge(
     "Catalog circuit breaker state: 0 closed, 1 half-open, 2 open.",
     multiprocess_mode="livemax",
 )
+RELEASES_DEFERRED = Counter(
+    "bookstore_orders_releases_deferred",
+    "Reservations a failed order could not give back at once; queued for background retry.",
+)
 
 
 def observe_circuit_state(state: CircuitState) -> None:

@@ -96,3 +96,13 @@ class IdempotencyKey(Base):
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, server_default=func.now()
     )
+
+
+class PendingRelease(Base):
+    """A reservation a failed order could not give back yet; retried in the background."""
+
+    __tablename__ = "pending_releases"
+
+    reservation_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

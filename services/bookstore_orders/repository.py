@@ -11,7 +11,14 @@ from sqlalchemy import Table, and_, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bookstore_orders.models import IdempotencyKey, Order, OrderItem, OrderStatus, utcnow
+from bookstore_orders.models import (
+    IdempotencyKey,
+    Order,
+    OrderItem,
+    OrderStatus,
+    PendingRelease,
+    utcnow,
+)
 
 # Plain tables for the hot insert path (Core statements skip the ORM unit of work).
 ORDERS = cast(Table, Order.__table__)
@@ -141,3 +148,38 @@ async def insert_order(
     assert order_id is not None
     await session.execute(insert(ORDER_ITEMS), [{"order_id": order_id, **item} for item in items])
     return int(order_id)
+
+
+async def add_pending_releases(
+    session: AsyncSession, reservation_ids: Sequence[str], error: str
+) -> None:
+    """Queue reservations to give back later (a reservation already queued stays once)."""
+    dialect_insert = (
+        postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    )
+    rows = [
+        {"reservation_id": rid, "last_error": error[:1000], "created_at": utcnow()}
+        for rid in reservation_ids
+    ]
+    await session.execute(
+        dialect_insert(PendingRelease).on_conflict_do_nothing(index_elements=["reservation_id"]),
+        rows,
+    )
+
+
+async def lock_pending_releases(session: AsyncSession, limit: int) -> list[str]:
+    """The oldest queued releases, locked so other workers skip them (SKIP LOCKED)."""
+    result = await session.scalars(
+        select(PendingRelease.reservation_id)
+        .order_by(PendingRelease.created_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return list(result)
+
+
+async def delete_pending_releases(session: AsyncSession, reservation_ids: Sequence[str]) -> None:
+    """Forget queued releases that catalog has now taken back."""
+    await session.execute(
+        delete(PendingRelease).where(PendingRelease.reservation_id.in_(reservation_ids))
+    )

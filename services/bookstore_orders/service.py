@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -42,6 +41,7 @@ from bookstore_orders.catalog_client import (
 )
 from bookstore_orders.metrics import ORDERS_CANCELLED, ORDERS_PLACED, ORDERS_REJECTED
 from bookstore_orders.models import OrderStatus, utcnow
+from bookstore_orders.releases import ReservationReleaser
 from bookstore_orders.schemas import (
     OrderCreate,
     OrderItemCreate,
@@ -49,8 +49,6 @@ from bookstore_orders.schemas import (
     OrderPage,
     OrderRead,
 )
-
-log = logging.getLogger(__name__)
 
 IDEMPOTENCY_SCOPE = "POST /orders"
 # Outcomes that will never change on a retry, so a retry with the same key replays them.
@@ -101,10 +99,12 @@ class OrdersService:
         self,
         sessionmaker: async_sessionmaker[AsyncSession],
         catalog: CatalogClient,
+        releaser: ReservationReleaser,
         idempotency_lease: float = 60.0,
     ) -> None:
         self._sessionmaker = sessionmaker
         self._catalog = catalog
+        self._releaser = releaser
         self._lease = timedelta(seconds=idempotency_lease)
 
     async def place_order(self, order: OrderCreate, idempotency_key: str | None) -> PlacedOrder:
@@ -210,24 +210,8 @@ class OrdersService:
         raise _rejection([(i, f) for i, f in failures if isinstance(f, CatalogError)])
 
     async def _release_all(self, reservations: Sequence[Reservation]) -> None:
-        """Best-effort compensation: give back each reservation (the client retries)."""
-        if not reservations:
-            return
-        results = await asyncio.gather(
-            *(self._catalog.release(reservation.id) for reservation in reservations),
-            return_exceptions=True,
-        )
-        for reservation, result in zip(reservations, results, strict=True):
-            if isinstance(result, BaseException):
-                log.error(
-                    "could not release a reservation; its stock stays held",
-                    extra={
-                        "reservation_id": reservation.id,
-                        "book_id": reservation.book_id,
-                        "quantity": reservation.quantity,
-                        "error": str(result),
-                    },
-                )
+        """Compensate: give back every reservation (queued for retry if catalog refuses)."""
+        await self._releaser.release_all([reservation.id for reservation in reservations])
 
     async def _claim(self, key: str, fingerprint: str) -> PlacedOrder | None:
         """Own the key (None) or return what to answer instead: a replay or an error."""

@@ -44,7 +44,8 @@ def orders_db(orders_database_url: str) -> str:
     """The orders database, emptied before the test (isolation per test)."""
     with psycopg.connect(orders_database_url, autocommit=True) as connection:
         connection.execute(
-            "TRUNCATE orders, order_items, idempotency_keys RESTART IDENTITY CASCADE"
+            "TRUNCATE orders, order_items, idempotency_keys, pending_releases "
+            "RESTART IDENTITY CASCADE"
         )
     return orders_database_url
 

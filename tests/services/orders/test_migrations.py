@@ -13,7 +13,8 @@ import psycopg
 from bookstore_orders.__main__ import VERSION_TABLE, migrate
 from bookstore_orders.config import OrdersSettings
 
-ORDERS_TABLES = {"orders", "order_items", "idempotency_keys", VERSION_TABLE}
+ORDERS_TABLES = {"orders", "order_items", "idempotency_keys", "pending_releases", VERSION_TABLE}
+HEAD = "0002"
 ORDERS_COMMAND = str(Path(sys.executable).with_name("bookstore-orders"))
 
 
@@ -33,7 +34,7 @@ def test_upgrade_from_empty_creates_only_orders_tables_with_own_version_table(
     url = make_database("orders_migrate")
     migrate(OrdersSettings(database_url=url))
     migrate(OrdersSettings(database_url=url))  # a second run is a no-op
-    assert tables_and_version(url) == (ORDERS_TABLES, "0001")
+    assert tables_and_version(url) == (ORDERS_TABLES, HEAD)
 
 
 def test_two_processes_running_migrate_at_once_both_succeed(
@@ -49,7 +50,7 @@ def test_two_processes_running_migrate_at_once_both_succeed(
     ]
     outputs = [process.communicate(timeout=60)[0].decode() for process in processes]
     assert [process.returncode for process in processes] == [0, 0], outputs
-    assert tables_and_version(url) == (ORDERS_TABLES, "0001")
+    assert tables_and_version(url) == (ORDERS_TABLES, HEAD)
 
 
 def test_without_database_url_migrate_uses_an_embedded_sqlite_file(tmp_path: Path) -> None:

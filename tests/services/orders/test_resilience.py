@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 
@@ -13,6 +14,7 @@ from tests.services.orders.catalog_stub import StubCatalog
 from tests.services.orders.conftest import AUTH, OrdersClientFactory, count_rows
 from tests.services.orders.test_orders_api import order_body
 
+DEFERRED_METRIC = "bookstore_orders_releases_deferred_total "
 TWO_BOOKS = order_body(items=[{"book_id": 1, "quantity": 3}, {"book_id": 2, "quantity": 1}])
 
 
@@ -147,3 +149,24 @@ async def test_cancel_with_catalog_down_is_503_and_the_order_stays_confirmed(
         retried = await client.post(f"/orders/{placed['id']}/cancel", headers=AUTH)
     assert retried.json()["status"] == "cancelled"
     assert catalog.stock[1] == 10
+
+
+async def test_release_catalog_refuses_is_queued_and_given_back_once_catalog_recovers(
+    orders_client: OrdersClientFactory, stub_catalog: tuple[StubCatalog, str], orders_db: str
+) -> None:
+    catalog, url = stub_catalog
+    catalog.fail_reserve_for = {2}
+    catalog.fail_next_releases = 3  # the immediate release and both of its retries
+    async with orders_client(url, release_retry_interval=0.05) as client:
+        response = await client.post("/orders", json=TWO_BOOKS, headers=AUTH)
+        assert response.status_code == 503
+        assert count_rows(orders_db, "orders") == 0
+        for _ in range(200):  # the background retry runs every 50 ms; allow it 10 s
+            if not catalog.reservations:
+                break
+            await asyncio.sleep(0.05)
+        metrics = (await client.get("/metrics")).text
+    assert_no_order_and_no_held_stock(catalog, orders_db)
+    assert count_rows(orders_db, "pending_releases") == 0
+    deferred = [line for line in metrics.splitlines() if line.startswith(DEFERRED_METRIC)]
+    assert float(deferred[0].split()[-1]) >= 1
