@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 
 readonly CLUSTER="bookstore"
 readonly IMAGE="${IMAGE:-bookstore:dev}"
-readonly RELEASE="bookstore"
+readonly RELEASE="bookstore-operator"
 readonly RELEASE_NAMESPACE="bookstore-system"
 readonly STORE="downtown"
 readonly DEMO_ISBN="9780306406157"

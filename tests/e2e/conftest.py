@@ -22,7 +22,7 @@ from kubernetes.client.exceptions import ApiException
 from tests.chart.helm import CHART, find_helm
 from tests.e2e.cluster import eventually, run, unreachable_reason
 
-RELEASE = "bookstore"
+RELEASE = "bookstore-operator"
 RELEASE_NAMESPACE = "bookstore-system"
 GROUP, VERSION, PLURAL = "bookstore.dev", "v1alpha1", "bookstores"
 
@@ -52,7 +52,7 @@ def image_under_test() -> tuple[str, str]:
 
 @pytest.fixture(scope="session")
 def operator_release() -> Iterator[str]:
-    """The chart installed (or upgraded) as release `bookstore`; uninstalled if we installed it."""
+    """The chart installed or upgraded as release `bookstore-operator` (removed if we made it)."""
     helm = find_helm()
     if helm is None:
         pytest.fail("No helm binary: run `make helm` (or set $HELM).", pytrace=False)
