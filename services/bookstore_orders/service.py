@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Sequence
+import logging
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
@@ -49,6 +50,8 @@ from bookstore_orders.schemas import (
     OrderPage,
     OrderRead,
 )
+
+log = logging.getLogger(__name__)
 
 IDEMPOTENCY_SCOPE = "POST /orders"
 # Outcomes that will never change on a retry, so a retry with the same key replays them.
@@ -118,12 +121,12 @@ class OrdersService:
             return await self._place(order, idempotency_key)
         except DomainError as exc:
             if exc.status in _FINAL_ERROR_STATUSES:
-                await asyncio.shield(self._remember(idempotency_key, exc.to_response()))
+                await asyncio.shield(self._settle(self._remember(idempotency_key, exc)))
             else:
-                await asyncio.shield(self._forget(idempotency_key))
+                await asyncio.shield(self._settle(self._forget(idempotency_key)))
             raise
         except BaseException:
-            await asyncio.shield(self._forget(idempotency_key))
+            await asyncio.shield(self._settle(self._forget(idempotency_key)))
             raise
 
     async def cancel_order(self, order_id: int) -> OrderRead:
@@ -243,8 +246,20 @@ class OrdersService:
             "This Idempotency-Key is busy; retry shortly.", headers={"Retry-After": "1"}
         )
 
-    async def _remember(self, key: str, response: ProblemResponse) -> None:
+    @staticmethod
+    async def _settle(step: Awaitable[None]) -> None:
+        """Finish a key's bookkeeping without hiding the request's own error.
+
+        When it fails (database gone), the claim lapses after the lease and is taken over.
+        """
+        try:
+            await step
+        except Exception:
+            log.exception("could not record the outcome of an Idempotency-Key request")
+
+    async def _remember(self, key: str, error: DomainError) -> None:
         """Store a final error so retries with the key get the same answer."""
+        response = error.to_response()
         async with self._sessionmaker.begin() as session:
             await repository.store_idempotent_response(
                 session, IDEMPOTENCY_SCOPE, key, response.status_code, bytes(response.body).decode()
