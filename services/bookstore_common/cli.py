@@ -7,6 +7,7 @@ import logging
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
@@ -15,6 +16,7 @@ import uvicorn
 
 from bookstore_common.logs import configure_logging, logging_config
 from bookstore_common.metrics import MULTIPROC_ENV
+from bookstore_common.problems import DATABASE_UNAVAILABLE_ERRORS
 from bookstore_common.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -40,6 +42,29 @@ def _prepare_multiprocess_metrics(name: str) -> Path | None:
     return Path(created)
 
 
+def migrate_when_database_is_up(migrate: Callable[[S], None], settings: S) -> None:
+    """Run `migrate`, retrying with backoff while the database is unreachable.
+
+    The database may start after the service (e.g. a fresh StatefulSet); waiting up to
+    STARTUP_TIMEOUT seconds beats a crash loop. Other errors are raised at once.
+    """
+    deadline = time.monotonic() + settings.startup_timeout
+    delay = 1.0
+    while True:
+        try:
+            migrate(settings)
+            return
+        except DATABASE_UNAVAILABLE_ERRORS as exc:
+            if time.monotonic() + delay > deadline:
+                raise
+            log.warning(
+                "database not reachable yet; retrying",
+                extra={"error": type(exc).__name__, "retry_in_seconds": delay},
+            )
+            time.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
+
 def run_cli(
     name: str,
     *,
@@ -50,6 +75,8 @@ def run_cli(
 ) -> int:
     """Parse argv and run `serve` (migrate, then uvicorn) or `migrate` (then exit 0).
 
+    Returns the exit status: 1 when the migration fails (logged as one JSON line).
+
     `app_factory` is an import string ("pkg.app:create_app_from_env") that each uvicorn
     worker calls to build its app; `migrate(settings)` must be idempotent and safe to run
     from many processes at once (see `bookstore_common.migrations.run_migrations`).
@@ -59,7 +86,11 @@ def run_cli(
     args = parser.parse_args(argv)
     settings = settings_factory()
     configure_logging(settings.log_level)
-    migrate(settings)
+    try:
+        migrate_when_database_is_up(migrate, settings)
+    except Exception:
+        log.exception("migration failed", extra={"service": name})
+        return 1
     if args.command == "migrate":
         log.info("schema is up to date", extra={"service": name})
         return 0

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
 
 SslMode = Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
 SSL_MODES: frozenset[str] = frozenset(
@@ -28,6 +29,7 @@ class ServiceSettings(BaseSettings):
     database_pool_size: int = Field(default=10, ge=1, le=200)
     database_pool_timeout: float = Field(default=10.0, gt=0)
     ready_timeout: float = Field(default=2.0, gt=0)
+    startup_timeout: float = Field(default=120.0, ge=0)
     api_key: SecretStr | None = None
     host: str = "0.0.0.0"  # noqa: S104 - a container must listen on every interface
     port: int = Field(default=8000, ge=1, le=65535)
@@ -52,7 +54,10 @@ class ServiceSettings(BaseSettings):
     def _postgres_url(self) -> tuple[URL, str | None]:
         """Parse DATABASE_URL, apply DATABASE_PASSWORD, and split off `sslmode`."""
         assert self.database_url is not None
-        url = make_url(self.database_url.get_secret_value())
+        try:
+            url = make_url(self.database_url.get_secret_value())
+        except ArgumentError:
+            raise ValueError("DATABASE_URL is not a valid URL") from None  # never echo it
         if url.get_backend_name() not in ("postgresql", "postgres"):
             raise ValueError("DATABASE_URL must be a postgresql:// URL")
         if self.database_password is not None:

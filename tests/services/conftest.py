@@ -114,7 +114,7 @@ class LiveCatalog:
     database_url: str
 
 
-def _catalog_command() -> list[str]:
+def catalog_command() -> list[str]:
     """The `bookstore-catalog` console script of this virtualenv (or `python -m`)."""
     script = Path(sys.executable).with_name("bookstore-catalog")
     return [str(script)] if script.exists() else [sys.executable, "-m", "bookstore_catalog"]
@@ -133,7 +133,7 @@ def start_catalog_server(url: str, *, workers: int = 1) -> Iterator[LiveCatalog]
         "SAMPLE_DATA": "false",
     }
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    process = subprocess.Popen(_catalog_command(), env=env, stdout=subprocess.DEVNULL)
+    process = subprocess.Popen(catalog_command(), env=env, stdout=subprocess.DEVNULL)
     base_url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30

@@ -15,7 +15,7 @@ from bookstore_catalog.models import metadata
 from bookstore_catalog.sample_data import SAMPLE_BOOKS
 from sqlalchemy import create_engine
 
-from tests.services.conftest import _catalog_command
+from tests.services.conftest import catalog_command
 
 
 def tables_and_version(url: str) -> tuple[set[str], str]:
@@ -50,7 +50,7 @@ def test_two_processes_migrating_at_once_both_succeed(
     env = os.environ | {"DATABASE_URL": url, "SAMPLE_DATA": "true", "LOG_LEVEL": "warning"}
     processes = [
         subprocess.Popen(
-            [*_catalog_command(), "migrate"],
+            [*catalog_command(), "migrate"],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
