@@ -13,7 +13,7 @@ CHART := charts/bookstore-operator
 
 .PHONY: help
 help: ## List every target
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -59,9 +59,11 @@ scan: install helm ## Security-scan the rendered chart and every manifest the op
 	hack/scan.sh
 
 .PHONY: crds
-crds: ## Copy crds/ into the chart (the chart's copy must stay byte-identical)
-	mkdir -p $(CHART)/crds
-	cp crds/*.yaml $(CHART)/crds/
+crds: ## Copy crds/ and the operator's RBAC rules into the chart (the copies must stay byte-identical)
+	mkdir -p $(CHART)/crds $(CHART)/files/crds $(CHART)/files/rbac
+	cp crds/kopf-peering.yaml $(CHART)/crds/
+	find crds -name '*.yaml' ! -name kopf-peering.yaml -exec cp {} $(CHART)/files/crds/ \;
+	cp operator/rbac/role.yaml $(CHART)/files/rbac/
 
 .PHONY: docs
 docs: install ## Regenerate the README's reference blocks from the CRD
