@@ -36,7 +36,7 @@ def _problems(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {code: {"content": {PROBLEM_CONTENT_TYPE: {}}} for code in (422, *codes)}
 
 
-def book_filters(
+async def book_filters(
     q: Annotated[SearchText, Query(description="matches title, author or ISBN")] = None,
     title: SearchText = None,
     author: SearchText = None,

@@ -74,12 +74,13 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
             raise
 
 
-def get_read_engine(request: Request) -> AsyncEngine:
+async def get_read_engine(request: Request) -> AsyncEngine:
     """FastAPI dependency for read-only endpoints: the autocommit engine (`read_engine`).
 
     Read with `async with engine.connect() as connection:`: a pooled Core connection, far
     cheaper than a session (no ORM unit of work, no BEGIN/COMMIT, no generator dependency);
-    each statement sees its own snapshot. Never write through it.
+    each statement sees its own snapshot. Never write through it. (async: a sync dependency
+    would cost a thread hop per request.)
     """
     read_engine: AsyncEngine = request.app.state.read_engine
     return read_engine
