@@ -164,6 +164,14 @@ def run(seconds: float, warmup: float) -> dict[str, Any]:
                 Scenario(bench_report.CEILING, ceiling.url + "/ceiling", "ceiling", (ceiling,)),
                 Scenario("GET /books/{id}", catalog.url, "book", (catalog,), ids_file),
                 Scenario("GET /books?author=", catalog.url, "author", (catalog,), authors_file),
+                Scenario(
+                    "POST /books/{id}/reservations",
+                    catalog.url,
+                    "reserve",
+                    (catalog,),
+                    ids_file,
+                    api_key,
+                ),
                 Scenario("POST /orders", orders.url, "order", (orders, catalog), ids_file, api_key),
             ]
             only = os.environ.get("BENCH_ONLY", "")

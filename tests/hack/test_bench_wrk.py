@@ -97,3 +97,15 @@ def test_order_scenario_posts_json_orders_with_the_api_key_and_counts_non_2xx(
     (body,) = recorded.bodies
     assert json.loads(body)["items"] == [{"book_id": 42, "quantity": 1}]
     assert result.non_2xx == result.requests > 0
+
+
+def test_reserve_scenario_takes_one_copy_of_random_books_with_the_api_key(
+    wrk: str, stub_server: tuple[str, Recorded], tmp_path: Path
+) -> None:
+    url, recorded = stub_server
+    values = tmp_path / "ids.txt"
+    values.write_text("3\n")
+    bench_wrk.run_wrk(wrk, url, "reserve", 1, values, api_key="bench-key")
+    assert recorded.paths == {"/books/3/reservations"}
+    assert recorded.api_keys == {"bench-key"}
+    assert {json.loads(body)["quantity"] for body in recorded.bodies} == {1}
