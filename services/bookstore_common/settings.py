@@ -37,6 +37,14 @@ class ServiceSettings(BaseSettings):
     log_level: str = "info"
     sample_data: bool = False
 
+    @field_validator("database_url", "database_password", "api_key", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        """An empty variable means "not set" (an empty API key must never match)."""
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
     @field_validator("log_level")
     @classmethod
     def _known_log_level(cls, value: str) -> str:

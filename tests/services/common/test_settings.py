@@ -89,3 +89,13 @@ def test_log_level_is_case_insensitive_and_checked() -> None:
     assert ServiceSettings(log_level="WARNING").log_level == "warning"
     with pytest.raises(ValueError, match="LOG_LEVEL"):
         ServiceSettings(log_level="loud")
+
+
+def test_empty_variables_count_as_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("API_KEY", "")
+    monkeypatch.setenv("DATABASE_URL", " ")
+    monkeypatch.setenv("DATABASE_PASSWORD", "")
+    settings = ServiceSettings()
+    assert settings.api_key is None
+    assert settings.database_password is None
+    assert settings.uses_sqlite
