@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import io
+import json
 import logging
 
 import httpx
 import pytest
 from bookstore_common.app import create_service_app
+from bookstore_common.logs import JsonFormatter
 from bookstore_common.settings import ServiceSettings
 
 
@@ -33,3 +36,29 @@ async def test_unhandled_exception_is_a_500_problem_that_leaks_nothing(
     assert response.json()["status"] == 500
     logged = [r for r in caplog.records if r.exc_info is not None]
     assert [str(r.exc_info[1]) for r in logged if r.exc_info] == ["secret internals"]
+
+
+async def test_debug_request_log_line_is_json_with_request_id_and_route() -> None:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    request_log = logging.getLogger("bookstore.request")
+    request_log.addHandler(handler)
+    request_log.setLevel(logging.DEBUG)
+    app = create_service_app(
+        ServiceSettings(database_url="postgresql://u:p@127.0.0.1:1/x", api_key="sekrit"),
+        title="t",
+        version="0",
+    )
+    transport = httpx.ASGITransport(app=app)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            await client.get("/health/live", headers={"X-Request-ID": "r-1", "X-API-Key": "sekrit"})
+    finally:
+        request_log.removeHandler(handler)
+        request_log.setLevel(logging.NOTSET)
+        await app.state.engine.dispose()
+    [line] = stream.getvalue().splitlines()
+    event = json.loads(line)
+    assert (event["request_id"], event["route"], event["status"]) == ("r-1", "/health/live", 200)
+    assert "sekrit" not in line
