@@ -72,7 +72,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     kopf.configure(verbose=args.verbose, log_format=LOG_FORMATS[args.log_format])
     liveness = f"http://0.0.0.0:{args.liveness_port}/healthz" if args.liveness_port else None
     kopf.run(
-        registry=kopf.get_default_registry(),
         clusterwide=not args.namespace,
         namespaces=args.namespace,
         standalone=args.standalone,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import kopf
+import pydantic
 import urllib3.exceptions
 from kubernetes.client.exceptions import ApiException
 
@@ -43,6 +44,8 @@ def classify(exc: BaseException) -> kopf.PermanentError | kopf.TemporaryError:
         return exc
     if isinstance(exc, UserFixableError):
         return kopf.TemporaryError(f"{exc.reason}: {exc.message}", delay=exc.delay)
+    if isinstance(exc, pydantic.ValidationError):
+        return kopf.PermanentError(f"The Bookstore spec is invalid: {exc}")
     if isinstance(exc, ChildWriteError):
         verdict = classify(exc.cause)
         if isinstance(verdict, kopf.TemporaryError):

@@ -11,7 +11,6 @@ kopf removes when it stops the timer.
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -51,7 +50,6 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.persistence.finalizer = f"{API_GROUP}/finalizer"
     # Resources are discovered once at startup: no need to list/watch CRDs and namespaces.
     settings.scanning.disabled = True
-    settings.posting.level = logging.INFO
     if "operator_settings" not in memo:
         memo.operator_settings = OperatorSettings()
     if "kube" not in memo:
@@ -116,6 +114,8 @@ async def run_reconcile(
         try:
             body = await client.get(kube.BOOKSTORE_API_VERSION, KIND, namespace, name)
             if body is None or body["metadata"].get("deletionTimestamp"):
+                if body is None:
+                    memo.locks.pop(key, None)
                 return  # gone or going: the garbage collector removes the children
             await reconcile(client, body, settings, logger)
         except Exception as exc:

@@ -14,7 +14,6 @@ from bookstore_operator.models import Bookstore
 
 # DESIGN.md fixes the services' port; the builders use the same number for the Services.
 SERVICE_PORT = 8000
-CONDITION_TYPES = ("Ready", "DatabaseReady", "CatalogReady", "OrdersReady", "Progressing")
 Phase = Literal["Pending", "Progressing", "Ready", "Degraded", "Failed"]
 
 
@@ -135,11 +134,12 @@ def _deployment_verdict(component: str, deployment: Mapping[str, Any] | None) ->
 
 def _database_verdict(store: Bookstore, observed: Observed) -> Verdict:
     secret_problems = [p for p in observed.problems if p.reason.startswith("ExternalSecret")]
-    if store.spec.database.is_external:
+    external = store.spec.database.external
+    if external is not None and store.spec.database.is_external:
         if secret_problems:
             return Verdict(False, secret_problems[0].reason, secret_problems[0].message)
-        name = store.spec.database.external.secret_name if store.spec.database.external else ""
-        return Verdict(True, "ExternalDatabaseConfigured", f"Using the database in Secret {name}")
+        where = f"Secret {external.secret_name}"
+        return Verdict(True, "ExternalDatabaseConfigured", f"Using the database in {where}")
     statefulset = observed.database
     if statefulset is None:
         return Verdict(False, "StatefulSetMissing", "PostgreSQL StatefulSet does not exist yet")
