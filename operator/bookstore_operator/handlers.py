@@ -3,9 +3,11 @@
 Triggers: the Bookstore's create/update/resume, any change to a child we manage (drift
 repair and status refresh), and a periodic resync timer. Reconciles of one Bookstore
 never overlap, and triggers that arrive while one is queued are coalesced into it.
-Children need no finalizer: they carry a controller ownerReference, so the garbage
-collector deletes them with the Bookstore. kopf's timer adds kopf's own finalizer, which
-kopf removes when it stops the timer.
+Deletion needs no handler: children carry a controller ownerReference, so the garbage
+collector deletes them with the Bookstore (the StatefulSet's PVC retention policy follows
+spec.database.deletionPolicy). The only finalizer is the one kopf puts on for the timer
+(`bookstore.dev/finalizer`), so that it can stop the timer before the object goes; kopf
+removes it at once. A hand-made resync loop would avoid it, but would ignore peering.
 """
 
 from __future__ import annotations

@@ -29,26 +29,52 @@ async def reconcile(
     """Make the children match the Bookstore's spec and report how it is doing."""
     store = Bookstore.parse(body, settings)
     problems: list[Problem] = []
+    store = await check_inputs(client, store, problems)
+    report, rejected = await reconcile_children(client, store, problems)
+    observed = await observe(client, store, report, problems)
+    previous = body.get("status") or {}
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    status = compute_status(store, observed, previous, now)
+    announce(body, report, previous, status)
+    if await kube.write_status(client, body, status):
+        logger.info("Status: phase %s, generation %s.", status["phase"], store.generation)
+    if rejected is not None:
+        raise rejected
+    if any(p.phase == "Failed" for p in problems):
+        raise UserFixableError(problems[0].reason, problems[0].message)
+
+
+async def check_inputs(client: kube.Kube, store: Bookstore, problems: list[Problem]) -> Bookstore:
+    """Read the Secrets the spec names; the store gains the external database's facts."""
     facts = await check_external_database(client, store, problems)
     await check_api_key_secret(client, store, problems)
-    if facts is not None:
-        store = store.model_copy(update={"external_database": facts})
-    write = not store.spec.paused and not problems
-    report = kube.ApplyReport()
-    rejected: kopf.PermanentError | None = None
-    if not problems:
-        try:
-            report = await apply_all(client, store, write=write)
-        except ChildWriteError as exc:
-            verdict = classify(exc)
-            if not isinstance(verdict, kopf.PermanentError):
-                raise  # worth retrying as is: kopf does, with the delay classify() picks
-            rejected = verdict
-            problems.append(
-                Problem("ChildRejected", f"The API server rejected {exc.child}: {exc.detail}")
-            )
+    return store if facts is None else store.model_copy(update={"external_database": facts})
+
+
+async def reconcile_children(
+    client: kube.Kube, store: Bookstore, problems: list[Problem]
+) -> tuple[kube.ApplyReport, kopf.PermanentError | None]:
+    """Apply the children unless inputs are missing; paused means look, do not touch."""
+    if problems:
+        return kube.ApplyReport(), None
+    try:
+        return await apply_all(client, store, write=not store.spec.paused), None
+    except ChildWriteError as exc:
+        verdict = classify(exc)
+        if not isinstance(verdict, kopf.PermanentError):
+            raise  # worth retrying as is: kopf does, with the delay classify() picks
+        problems.append(
+            Problem("ChildRejected", f"The API server rejected {exc.child}: {exc.detail}")
+        )
+        return kube.ApplyReport(), verdict
+
+
+async def observe(
+    client: kube.Kube, store: Bookstore, report: kube.ApplyReport, problems: list[Problem]
+) -> Observed:
+    """The workloads' real state (read now if the apply pass did not) and every problem."""
     keys = workload_keys(store)
-    for key in keys.values():  # report how the workloads are doing even if we could not apply
+    for key in keys.values():
         if key not in report.live:
             report.live[key] = await client.get(
                 key.api_version, key.kind, store.namespace, key.name
@@ -62,7 +88,7 @@ async def reconcile(
         )
         for name in report.foreign
     ]
-    observed = Observed(
+    return Observed(
         catalog=report.live.get(keys["catalog"]),
         orders=report.live.get(keys["orders"]),
         database=None if store.spec.database.is_external else report.live.get(keys["database"]),
@@ -70,16 +96,6 @@ async def reconcile(
         in_sync=not report.drifted,
         changed=report.changed,
     )
-    previous = body.get("status") or {}
-    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    status = compute_status(store, observed, previous, now)
-    announce(body, report, previous, status)
-    if await kube.write_status(client, body, status):
-        logger.info("Status: phase %s, generation %s.", status["phase"], store.generation)
-    if rejected is not None:
-        raise rejected
-    if any(p.phase == "Failed" for p in problems):
-        raise UserFixableError(problems[0].reason, problems[0].message)
 
 
 async def apply_all(client: kube.Kube, store: Bookstore, *, write: bool) -> kube.ApplyReport:
