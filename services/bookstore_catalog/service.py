@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from bookstore_common.problems import ConflictError, NotFoundError
-from sqlalchemy import RowMapping
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from bookstore_catalog import repository
@@ -22,7 +24,7 @@ from bookstore_catalog.schemas import (
 )
 
 
-def _book(row: RowMapping) -> BookRead:
+def _book(row: Mapping[Any, Any]) -> BookRead:
     """A BookRead from a row of repository.BOOK_COLUMNS."""
     return BookRead.model_validate(row)
 

@@ -16,7 +16,7 @@ import uvicorn
 
 from bookstore_common.logs import configure_logging, logging_config
 from bookstore_common.metrics import MULTIPROC_ENV
-from bookstore_common.problems import DATABASE_UNAVAILABLE_ERRORS
+from bookstore_common.problems import is_database_unavailable
 from bookstore_common.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -54,8 +54,8 @@ def migrate_when_database_is_up(migrate: Callable[[S], None], settings: S) -> No
         try:
             migrate(settings)
             return
-        except DATABASE_UNAVAILABLE_ERRORS as exc:
-            if time.monotonic() + delay > deadline:
+        except Exception as exc:
+            if not is_database_unavailable(exc) or time.monotonic() + delay > deadline:
                 raise
             log.warning(
                 "database not reachable yet; retrying",

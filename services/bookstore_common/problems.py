@@ -160,7 +160,16 @@ DATABASE_UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
 DATABASE_RETRY_AFTER_SECONDS = 5
 
 
-async def _database_unavailable_handler(_: Request, exc: Exception) -> Response:
+def is_database_unavailable(exc: BaseException) -> bool:
+    """Whether `exc` means the database is unreachable or dropped the connection."""
+    if isinstance(exc, DATABASE_UNAVAILABLE_ERRORS):
+        return True
+    return isinstance(exc, sqlalchemy_exc.DBAPIError) and exc.connection_invalidated
+
+
+async def _database_error_handler(_: Request, exc: Exception) -> Response:
+    if not is_database_unavailable(exc):
+        raise exc  # a real bug: the middleware turns it into a logged 500
     log.warning("database unavailable", extra={"error": type(exc).__name__})
     return UnavailableError(
         "The database is unavailable; retry later.", retry_after=DATABASE_RETRY_AFTER_SECONDS
@@ -173,8 +182,12 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     Unhandled exceptions become a 500 problem in `RequestContextMiddleware`.
     """
-    for error in DATABASE_UNAVAILABLE_ERRORS:
-        app.add_exception_handler(error, _database_unavailable_handler)
+    database_errors: tuple[type[Exception], ...] = (
+        sqlalchemy_exc.DBAPIError,
+        *DATABASE_UNAVAILABLE_ERRORS,
+    )
+    for error in database_errors:
+        app.add_exception_handler(error, _database_error_handler)
     app.add_exception_handler(DomainError, _domain_error_handler)
     app.add_exception_handler(RequestValidationError, _validation_error_handler)
     app.add_exception_handler(StarletteHTTPException, _http_exception_handler)
