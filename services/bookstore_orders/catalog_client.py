@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import math
 import random
 import time
@@ -17,6 +18,8 @@ from bookstore_common.context import propagation_headers
 
 from bookstore_orders.circuit_breaker import CircuitBreaker, CircuitOpenError
 from bookstore_orders.metrics import CATALOG_REQUEST_SECONDS
+
+log = logging.getLogger(__name__)
 
 
 class CatalogError(Exception):
@@ -69,7 +72,12 @@ class Reservation:
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
-    """Bounded retries with full-jitter exponential backoff inside a total deadline."""
+    """Bounded retries with full-jitter exponential backoff; none starts after the deadline.
+
+    An unreachable catalog (refused or connect timeout) is so answered within ~2 s; a slow
+    but alive catalog gets the full read timeout, because giving up on a reservation POST
+    leaves its outcome unknown.
+    """
 
     attempts: int = 3
     base_delay: float = 0.05
@@ -92,7 +100,7 @@ class Timeouts:
     """Per-attempt limits: establishing a connection, and waiting for the answer."""
 
     connect: float = 0.5
-    read: float = 2.0
+    read: float = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,15 +198,12 @@ class CatalogClient:
                     await self.release(str(body["id"]))
             raise
 
-    async def _send(
-        self, method: str, path: str, json: dict[str, Any] | None, remaining: float
-    ) -> Reply:
-        """One HTTP attempt, its timeouts capped so it never outlives the deadline."""
-        cap = max(0.05, remaining)
+    async def _send(self, method: str, path: str, json: dict[str, Any] | None) -> Reply:
+        """One HTTP attempt within the connect and read timeouts."""
         timeout = aiohttp.ClientTimeout(
-            total=cap,
-            connect=min(self._timeouts.connect, cap),
-            sock_read=min(self._timeouts.read, cap),
+            total=self._timeouts.connect + self._timeouts.read,
+            sock_connect=self._timeouts.connect,
+            sock_read=self._timeouts.read,
         )
         async with self._http.request(
             method,
@@ -229,14 +234,17 @@ class CatalogClient:
                     "catalog is unavailable (circuit open); retry later",
                     exc.retry_after or self._unavailable_retry_after,
                 ) from exc
-            remaining = deadline - time.monotonic()
             started = time.perf_counter()
             try:
-                response = await self._send(method, url, json, remaining)
+                response = await self._send(method, url, json)
             except (aiohttp.ClientError, TimeoutError) as exc:
                 self._breaker.record_failure()
                 _observe(operation, "transport_error", started)
                 last_error = _describe(exc)
+                log.warning(
+                    "catalog call failed",
+                    extra={"operation": operation, "attempt": attempt, "error": last_error},
+                )
                 if not (idempotent or isinstance(exc, _NOT_SENT)):
                     break
             else:
