@@ -5,7 +5,8 @@ on: uid/creationTimestamp/resourceVersion/generateName on create, a resourceVers
 moves on every change (409 on a stale one), `metadata.generation` bumped on spec changes,
 status written only through the /status subresource, JSON patch (422 on a failed `test`),
 RFC 7386 merge patch (lists replaced), no-op patches that change nothing, real list
-resourceVersions and watches that honour `?resourceVersion=`.
+resourceVersions and watches that honour `?resourceVersion=` (objects changed since that
+version are replayed as MODIFIED; deletions in that short window are not replayed).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 import aiohttp.web
 import attrs
 import jsonpatch
+import jsonpointer
 import kmock
 from kmock._internal import enums, rendering
 
@@ -190,10 +192,10 @@ class Emulator(kmock.KubernetesEmulator):
             ]
             try:
                 new: dict[str, Any] = jsonpatch.apply_patch(old, ops)
-            except (jsonpatch.JsonPatchTestFailed, jsonpatch.JsonPatchConflict) as exc:
+            except (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException) as exc:
                 raise kmock.KubernetesError(status=422, reason="Invalid", message=str(exc)) from exc
         else:
-            patch = dict(request.data or {})
+            patch = copy.deepcopy(dict(request.data or {}))
             if splits_status:
                 status = patch.pop("status", None)
                 patch = ({"status": status} if status is not None else {}) if on_status else patch
