@@ -150,3 +150,24 @@ async def test_named_api_key_secret_without_the_key_fails_then_recovers(
     await mark_workloads_ready(emulator, "downtown")
     await wait_ready(emulator, "downtown")
     assert emulator.live("v1/secrets", NAMESPACE, "downtown-api-key") is None
+
+
+async def test_bookstore_created_paused_creates_nothing_and_is_pending(
+    emulator: Emulator, operator: Operator
+) -> None:
+    await create_bookstore(emulator, "downtown", {"paused": True})
+
+    def pending_and_paused() -> bool:
+        store = bookstore(emulator, "downtown")
+        progressing = condition(store, "Progressing")
+        return (store.get("status") or {}).get("phase") == "Pending" and (
+            progressing.get("reason") == "Paused"
+        )
+
+    await eventually(pending_and_paused, what="phase Pending, Progressing reason Paused")
+    await eventually(
+        lambda: emulator.writes() and len(emulator.requests_made) > 100,
+        what="a few reconciles",
+    )
+    assert child_writes(emulator, 0) == []
+    assert emulator.live_items("v1/secrets") == []

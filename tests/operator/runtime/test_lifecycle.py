@@ -196,3 +196,36 @@ async def test_deleted_bookstore_releases_finalizers_and_owns_every_child(
     for child in children:
         refs = child["metadata"].get("ownerReferences") or []
         assert any(r["uid"] == uid and r["controller"] for r in refs), child["metadata"]["name"]
+
+
+async def test_events_on_the_bookstore_explain_what_the_operator_did(
+    emulator: Emulator, operator: Operator
+) -> None:
+    await create_bookstore(emulator, "downtown")
+    await mark_workloads_ready(emulator, "downtown")
+    await wait_ready(emulator, "downtown")
+    await api(
+        emulator,
+        "PATCH",
+        f"/apis/apps/v1/namespaces/{NAMESPACE}/deployments/downtown-catalog",
+        {"metadata": {"labels": {"app.kubernetes.io/part-of": "hijacked"}}},
+        merge=True,
+    )
+
+    def events() -> list[tuple[str, str, str]]:
+        return [
+            (e["type"], e["reason"], e["message"])
+            for e in emulator.live_items("v1/events")
+            if e["involvedObject"]["kind"] == "Bookstore"
+            and e["involvedObject"]["name"] == "downtown"
+        ]
+
+    await eventually(
+        lambda: ("Normal", "Updated", "Updated Deployment/downtown-catalog") in events(),
+        what="a Normal event for the drift repair",
+        show=events,
+    )
+    assert ("Normal", "Created", "Created Deployment/downtown-catalog") in events()
+    assert ("Normal", "Created", "Created Secret/downtown-db") in events()
+    assert any(kind == "Normal" and reason == "RolloutComplete" for kind, reason, _ in events())
+    assert not any(kind == "Warning" for kind, _, _ in events())
