@@ -1,7 +1,8 @@
 """`make dev`: catalog and orders on this machine, on SQLite files under .dev/, with sample books.
 
 No PostgreSQL and no Docker needed. Ports: CATALOG_PORT (8001) and ORDERS_PORT (8002);
-API key: DEV_API_KEY (default `dev-api-key`); LOG_LEVEL (info). Ctrl-C stops both.
+API key: DEV_API_KEY (default `dev-api-key`); data: DEV_DATA_DIR (.dev); LOG_LEVEL (info).
+Ctrl-C stops both.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import httpx
 log = logging.getLogger("dev")
 
 REPO = Path(__file__).resolve().parent.parent
-DEV_DIR = REPO / ".dev"
+DEV_DIR = Path(os.environ.get("DEV_DATA_DIR", REPO / ".dev")).resolve()
 READY_TIMEOUT_SECONDS = 60.0
 
 
@@ -114,7 +115,7 @@ def main() -> int:
     """Run the local stack until interrupted; every process is stopped on the way out."""
     logging.basicConfig(level=logging.INFO, format="dev: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    DEV_DIR.mkdir(exist_ok=True)
+    DEV_DIR.mkdir(parents=True, exist_ok=True)
     group = bench_procs.ProcessGroup(log_dir=None)
     try:
         with bench_procs.interrupts_as_keyboard_interrupt():
