@@ -7,7 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, delete, func, insert, select, update
+from sqlalchemy import Table, and_, delete, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -147,6 +147,56 @@ async def insert_order(
     )
     assert order_id is not None
     await session.execute(insert(ORDER_ITEMS), [{"order_id": order_id, **item} for item in items])
+    return int(order_id)
+
+
+# The order and its lines in ONE statement: atomic on its own, so it needs no BEGIN/COMMIT.
+_INSERT_ORDER_WITH_LINES = text(
+    """
+    WITH new_order AS (
+        INSERT INTO orders
+            (status, customer_name, customer_email, total_price, created_at, updated_at)
+        VALUES (:status, :customer_name, :customer_email, :total_price, :created_at, :created_at)
+        RETURNING id
+    )
+    INSERT INTO order_items (order_id, book_id, quantity, unit_price, reservation_id)
+    SELECT new_order.id, line.book_id, line.quantity, line.unit_price, line.reservation_id
+    FROM new_order, unnest(
+        CAST(:book_ids AS integer[]), CAST(:quantities AS integer[]),
+        CAST(:unit_prices AS numeric[]), CAST(:reservation_ids AS varchar[])
+    ) AS line (book_id, quantity, unit_price, reservation_id)
+    RETURNING order_id
+    """
+)
+
+
+async def insert_order_autocommit(
+    session: AsyncSession,
+    *,
+    customer_name: str,
+    customer_email: str,
+    total_price: Decimal,
+    created_at: datetime,
+    items: Sequence[dict[str, Any]],
+) -> int:
+    """PostgreSQL hot path: one round trip, no transaction; return the new order's id."""
+    await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    result = await session.execute(
+        _INSERT_ORDER_WITH_LINES,
+        {
+            "status": OrderStatus.CONFIRMED.value,
+            "customer_name": customer_name,
+            "customer_email": customer_email,
+            "total_price": total_price,
+            "created_at": created_at,
+            "book_ids": [item["book_id"] for item in items],
+            "quantities": [item["quantity"] for item in items],
+            "unit_prices": [item["unit_price"] for item in items],
+            "reservation_ids": [item["reservation_id"] for item in items],
+        },
+    )
+    order_id = result.scalars().first()  # one row per line, all with the same order id
+    assert order_id is not None
     return int(order_id)
 
 
