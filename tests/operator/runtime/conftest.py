@@ -173,6 +173,17 @@ async def create_secret(emulator: Emulator, name: str, values: dict[str, str]) -
     await api(emulator, "POST", f"/api/v1/namespaces/{NAMESPACE}/secrets", body)
 
 
+def reconciles(emulator: Emulator, name: str, *, since: int = 0) -> int:
+    """How many reconciles of a Bookstore started since request `since` (each fetches it once)."""
+    return sum(
+        1
+        for request in emulator.requests_made[since:]
+        if request.method.value == "GET"
+        and request.url.path == f"{BOOKSTORES}/{name}"
+        and request.headers.get("User-Agent", "").startswith("OpenAPI")
+    )
+
+
 def bookstore(emulator: Emulator, name: str) -> dict[str, Any]:
     """The Bookstore as the API server holds it."""
     found = emulator.live("bookstore.dev/v1alpha1/bookstores", NAMESPACE, name)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from tests.operator.runtime.conftest import (
-    BOOKSTORES,
     NAMESPACE,
     RESYNC_SECONDS,
     Operator,
@@ -15,6 +14,7 @@ from tests.operator.runtime.conftest import (
     create_bookstore,
     eventually,
     mark_workloads_ready,
+    reconciles,
     wait_ready,
 )
 from tests.operator.runtime.emulator import Emulator
@@ -23,23 +23,12 @@ SERVICES = f"/api/v1/namespaces/{NAMESPACE}/services"
 DEPLOYMENTS = f"/apis/apps/v1/namespaces/{NAMESPACE}/deployments"
 
 
-def bookstore_reads(emulator: Emulator, since: int) -> int:
-    """How many times the operator fetched the Bookstore: once per reconcile."""
-    return sum(
-        1
-        for request in emulator.requests_made[since:]
-        if request.method.value == "GET"
-        and request.url.path == f"{BOOKSTORES}/downtown"
-        and request.headers.get("User-Agent", "").startswith("OpenAPI")
-    )
-
-
 def settled(emulator: Emulator) -> bool:
     """True once two reconciles have started since the operator's last write."""
     requests = emulator.requests_made
     writes = {id(r) for r in emulator.writes()}
     last = max((i for i, r in enumerate(requests) if id(r) in writes), default=0)
-    return bookstore_reads(emulator, last + 1) >= 2
+    return reconciles(emulator, "downtown", since=last + 1) >= 2
 
 
 async def ready_bookstore(emulator: Emulator) -> dict[str, Any]:
@@ -59,7 +48,7 @@ async def test_reconcile_with_nothing_to_change_makes_zero_write_requests(
 
     # At least two resync timer ticks: each one is a full reconcile.
     await eventually(
-        lambda: bookstore_reads(emulator, start) >= 2,
+        lambda: reconciles(emulator, "downtown", since=start) >= 2,
         within=10 * RESYNC_SECONDS + 10,
         what="two resyncs",
     )
@@ -109,7 +98,9 @@ async def test_restarted_operator_changes_no_secret_and_duplicates_nothing(
     await operator.stop()
     start = len(emulator.requests_made)
     await operator.start()
-    await eventually(lambda: bookstore_reads(emulator, start) >= 2, what="two reconciles")
+    await eventually(
+        lambda: reconciles(emulator, "downtown", since=start) >= 2, what="two reconciles"
+    )
 
     assert {s["metadata"]["name"]: s for s in emulator.live_items("v1/secrets")} == secrets_before
     for plural, count in counts_before.items():

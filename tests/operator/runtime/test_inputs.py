@@ -15,6 +15,7 @@ from tests.operator.runtime.conftest import (
     create_secret,
     eventually,
     mark_workloads_ready,
+    reconciles,
     wait_ready,
 )
 from tests.operator.runtime.emulator import Emulator
@@ -165,9 +166,6 @@ async def test_bookstore_created_paused_creates_nothing_and_is_pending(
         )
 
     await eventually(pending_and_paused, what="phase Pending, Progressing reason Paused")
-    await eventually(
-        lambda: emulator.writes() and len(emulator.requests_made) > 100,
-        what="a few reconciles",
-    )
+    await eventually(lambda: reconciles(emulator, "downtown") >= 3, what="three reconciles")
     assert child_writes(emulator, 0) == []
     assert emulator.live_items("v1/secrets") == []
