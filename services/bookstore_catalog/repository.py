@@ -190,14 +190,6 @@ async def delete_book(session: AsyncSession, book_id: int) -> bool:
         raise BookInUseError from exc
 
 
-async def count_reservations(session: AsyncSession, book_id: int) -> int:
-    """How many reservations still hold copies of a book."""
-    count = await session.scalar(
-        select(func.count()).select_from(Reservation).where(Reservation.book_id == book_id)
-    )
-    return count or 0
-
-
 async def take_stock(session: AsyncSession, book_id: int, quantity: int) -> Decimal | None:
     """Atomically take `quantity` copies if that many are in stock; returns the unit price.
 

@@ -13,11 +13,6 @@ _MAX_REQUEST_ID_LENGTH = 128
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 
 
-def get_request_id() -> str | None:
-    """Return the id of the request being served, or None outside a request."""
-    return request_id_var.get()
-
-
 def new_request_id() -> str:
     """Generate a fresh request id (32 hex characters)."""
     return uuid.uuid4().hex

@@ -15,6 +15,7 @@ log = logging.getLogger("bookstore.request")
 
 _HEADER_NAME = REQUEST_ID_HEADER.lower().encode()
 _UNMATCHED_ROUTE = "<unmatched>"
+_KNOWN_METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"))
 
 
 def _incoming_request_id(scope: Scope) -> str | None:
@@ -74,7 +75,8 @@ class RequestContextMiddleware:
         finally:
             elapsed = time.perf_counter() - start
             route = _route_template(scope)
-            labels = (scope["method"], route, str(status))
+            method = scope["method"] if scope["method"] in _KNOWN_METHODS else "OTHER"
+            labels = (method, route, str(status))
             HTTP_REQUESTS.labels(*labels).inc()
             HTTP_LATENCY.labels(*labels).observe(elapsed)
             if log.isEnabledFor(logging.DEBUG) or status >= 500:
@@ -82,7 +84,7 @@ class RequestContextMiddleware:
                     logging.ERROR if status >= 500 else logging.DEBUG,
                     "request",
                     extra={
-                        "method": scope["method"],
+                        "method": method,
                         "route": route,
                         "status": status,
                         "duration_ms": round(elapsed * 1000, 2),

@@ -71,12 +71,6 @@ class DomainError(Exception):
         return problem_response(self.status, self.detail, headers=self.headers)
 
 
-class BadRequestError(DomainError):
-    """The request is well-formed JSON but cannot be acted on (400)."""
-
-    status = 400
-
-
 class UnauthorizedError(DomainError):
     """The write needs a valid X-API-Key (401)."""
 
