@@ -57,15 +57,18 @@ def _env_number(name: str, default: float) -> float:
     return value
 
 
-def _git_commit() -> str:
-    """The commit being measured (for comparing runs)."""
+def _git(*args: str) -> str:
+    """The output of a read-only git command in the repository ("" when git fails)."""
     result = subprocess.run(  # noqa: S603 - fixed argv, no shell
-        ["/usr/bin/git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
-        capture_output=True,
-        text=True,
-        check=False,
+        ["/usr/bin/git", "-C", str(REPO), *args], capture_output=True, text=True, check=False
     )
-    return result.stdout.strip() or "unknown"
+    return result.stdout.strip()
+
+
+def _git_commit() -> str:
+    """The commit being measured, `+dirty` when services/ has uncommitted changes."""
+    commit = _git("rev-parse", "--short", "HEAD") or "unknown"
+    return commit + ("+dirty" if _git("status", "--porcelain", "--", "services") else "")
 
 
 def start_servers(
@@ -115,6 +118,8 @@ def measure(
         s.name: bench_procs.process_tree_cpu_seconds([s.process.pid]) for s in scenario.cpu_servers
     }
     postgres_before = bench_procs.postgres_backend_ticks(databases)
+    machine_before = bench_procs.machine_busy_seconds()
+    wrk_before = bench_procs.children_cpu_seconds()
     result = bench_wrk.run_wrk(
         wrk, scenario.url, scenario.mode, seconds, scenario.values_file, scenario.api_key
     )
@@ -125,6 +130,9 @@ def measure(
     postgres_used = bench_procs.cpu_seconds_between(
         postgres_before, bench_procs.postgres_backend_ticks(databases)
     )
+    # Whatever else kept the cores busy meanwhile (other users of the machine): the noise.
+    ours = sum(cpu_used.values()) + postgres_used + bench_procs.children_cpu_seconds() - wrk_before
+    other = bench_procs.machine_busy_seconds() - machine_before - ours
     per_request = 1000 / result.requests if result.requests else 0.0
     return bench_report.ScenarioResult(
         scenario=scenario.name,
@@ -137,6 +145,7 @@ def measure(
         postgres_cpu_ms_per_request=postgres_used * per_request,
         non_2xx=result.non_2xx,
         socket_errors=result.socket_errors,
+        other_cpu_cores=max(0.0, other) * 1_000_000 / result.duration_us,
     )
 
 
@@ -206,7 +215,7 @@ def print_report(document: dict[str, Any]) -> None:
     lines = [
         "",
         bench_report.format_table(results),
-        bench_report.format_cpu_breakdown(results),
+        *filter(None, [bench_report.format_cpu_breakdown(results)]),
         "",
         "Targets:",
         bench_report.format_targets(document["targets"]),
@@ -217,7 +226,8 @@ def print_report(document: dict[str, Any]) -> None:
         f"Caveat: {document['cpus']} CPUs shared by wrk (-t{bench_wrk.WRK_THREADS}), the servers "
         f"and PostgreSQL; load average before the run {document['load_average_before'][0]:.2f}. "
         "CPU ms/req: the service processes (catalog too for POST /orders); PG ms/req: the "
-        "PostgreSQL backends serving the bench databases.",
+        "PostgreSQL backends serving the bench databases; other CPU: cores kept busy by "
+        "processes outside the benchmark meanwhile (noise: compare runs only when it is low).",
         f"JSON: {OUTPUT_DIR / 'results.json'}",
     ]
     sys.stdout.write("\n".join(lines) + "\n")

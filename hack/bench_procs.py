@@ -231,6 +231,19 @@ def cpu_seconds_between(before: Mapping[int, int], after: Mapping[int, int]) -> 
     return ticks / CLOCK_TICKS_PER_SECOND
 
 
+def machine_busy_seconds() -> float:
+    """CPU time all cores spent busy since boot (user, nice, system, irq, softirq, steal)."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(f) for f in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / CLOCK_TICKS_PER_SECOND
+
+
+def children_cpu_seconds() -> float:
+    """CPU time of this process's finished children (here: every wrk run so far)."""
+    times = os.times()
+    return times.children_user + times.children_system
+
+
 def process_tree_cpu_seconds(roots: list[int]) -> float:
     """CPU time (user+system) used so far by the given processes and all their descendants."""
     stats = _all_stats()

@@ -40,6 +40,7 @@ class ScenarioResult:
     non_2xx: int
     socket_errors: int
     cpu_ms_per_request_by_server: dict[str, float] = field(default_factory=dict)
+    other_cpu_cores: float = 0.0
     ratio_of_ceiling: float = 1.0
 
 
@@ -81,6 +82,7 @@ def format_table(results: list[ScenarioResult]) -> str:
         "PG ms/req",
         "non-2xx",
         "errors",
+        "other CPU",
     )
     rows = [
         (
@@ -93,6 +95,7 @@ def format_table(results: list[ScenarioResult]) -> str:
             f"{r.postgres_cpu_ms_per_request:.2f}",
             str(r.non_2xx),
             str(r.socket_errors),
+            f"{r.other_cpu_cores:.2f}",
         )
         for r in results
     ]
