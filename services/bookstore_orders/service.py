@@ -18,6 +18,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import orjson
+import sqlalchemy.exc
 from bookstore_common.problems import (
     BadGatewayError,
     ConflictError,
@@ -197,9 +198,14 @@ class OrdersService:
                         await repository.store_idempotent_response(
                             session, IDEMPOTENCY_SCOPE, idempotency_key, 201, body.decode()
                         )
-        except BaseException:
+        except BaseException as exc:
             ORDERS_REJECTED.labels("error").inc()
             await asyncio.shield(self._release_all(reservations))
+            if _database_unavailable(exc):
+                raise UnavailableError(
+                    "The orders database is unavailable; no order was placed and no stock is held.",
+                    retry_after=1,
+                ) from exc
             raise
         ORDERS_PLACED.inc()
         return PlacedOrder(201, body, placed.id)
@@ -318,6 +324,23 @@ async def _insert_order(
         total_price=total,
         created_at=created_at,
     )
+
+
+# SQLSTATE classes meaning "cannot serve now": connection exception, insufficient
+# resources (e.g. too many clients), operator intervention (e.g. shutting down).
+_UNAVAILABLE_SQLSTATE_CLASSES = frozenset({"08", "53", "57"})
+
+
+def _database_unavailable(exc: BaseException) -> bool:
+    """Whether a failure means the database could not serve us (503), not a bug (500)."""
+    if isinstance(exc, sqlalchemy.exc.TimeoutError | OSError):  # pool wait, refused socket
+        return True
+    if not isinstance(exc, sqlalchemy.exc.DBAPIError):
+        return False
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    if exc.connection_invalidated or sqlstate is None:
+        return True  # no answer from the server at all
+    return str(sqlstate)[:2] in _UNAVAILABLE_SQLSTATE_CLASSES
 
 
 def _replay(status: int, body: str) -> PlacedOrder:

@@ -6,12 +6,15 @@ import asyncio
 import time
 from collections.abc import Iterator
 
+import httpx
 import psycopg
 import pytest
+from bookstore_orders.app import create_app
+from bookstore_orders.config import OrdersSettings
 
 from tests.services.conftest import free_port
 from tests.services.orders.catalog_stub import StubCatalog
-from tests.services.orders.conftest import AUTH, OrdersClientFactory, count_rows
+from tests.services.orders.conftest import API_KEY, AUTH, OrdersClientFactory, count_rows
 from tests.services.orders.test_orders_api import order_body
 
 DEFERRED_METRIC = "bookstore_orders_releases_deferred_total "
@@ -170,3 +173,24 @@ async def test_release_catalog_refuses_is_queued_and_given_back_once_catalog_rec
     assert count_rows(orders_db, "pending_releases") == 0
     deferred = [line for line in metrics.splitlines() if line.startswith(DEFERRED_METRIC)]
     assert float(deferred[0].split()[-1]) >= 1
+
+
+async def test_unreachable_orders_database_is_503_and_gives_the_stock_back(
+    stub_catalog: tuple[StubCatalog, str],
+) -> None:
+    catalog, url = stub_catalog
+    settings = OrdersSettings(
+        database_url=f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere",
+        api_key=API_KEY,
+        catalog_url=url,
+    )
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://orders") as client:
+            response = await client.post("/orders", json=TWO_BOOKS, headers=AUTH)
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "1"
+    assert "database is unavailable" in response.json()["detail"]
+    assert catalog.reservations == {}
+    assert catalog.stock == {1: 10, 2: 10}
