@@ -23,6 +23,9 @@ log = logging.getLogger(__name__)
 
 S = TypeVar("S", bound=ServiceSettings)
 
+# Finish in-flight requests on SIGTERM, well inside Kubernetes' default 30 s grace period.
+GRACEFUL_SHUTDOWN_SECONDS = 20
+
 
 def _prepare_multiprocess_metrics(name: str) -> Path | None:
     """Give the workers one empty directory to share their metric samples.
@@ -109,6 +112,7 @@ def run_cli(
         http="httptools",
         access_log=False,
         server_header=False,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
         log_config=logging_config(settings.log_level),
         log_level=settings.log_level,
     )
