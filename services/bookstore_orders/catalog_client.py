@@ -247,6 +247,9 @@ class CatalogClient:
                 )
                 if not (idempotent or isinstance(exc, _NOT_SENT)):
                     break
+            except BaseException:
+                self._breaker.record_abandoned()  # e.g. cancelled: free a half-open trial
+                raise
             else:
                 if response.status < 500:
                     self._breaker.record_success()

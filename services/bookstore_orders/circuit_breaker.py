@@ -94,6 +94,10 @@ class CircuitBreaker:
             self._opened_at = self._clock()
             self._transition(CircuitState.OPEN)
 
+    def record_abandoned(self) -> None:
+        """Report an admitted call that ended without an answer (e.g. cancelled)."""
+        self._release_trial()
+
     def _release_trial(self) -> bool:
         """Free a half-open trial slot; True when the reported call was such a trial."""
         if self._state is CircuitState.HALF_OPEN and self._half_open_in_flight > 0:

@@ -124,3 +124,16 @@ def test_breaker_rejects_nonsense_settings(threshold: int, timeout: float, trial
         CircuitBreaker(
             failure_threshold=threshold, reset_timeout=timeout, half_open_max_calls=trials
         )
+
+
+def test_an_abandoned_trial_frees_its_slot_without_judging_the_dependency(
+    breaker: CircuitBreaker, clock: FakeClock
+) -> None:
+    fail(breaker, 3)
+    clock.advance(10.0)
+    breaker.before_call()
+    breaker.record_abandoned()
+    assert breaker.state is CircuitState.HALF_OPEN
+    breaker.before_call()
+    breaker.record_success()
+    assert breaker.state is CircuitState.CLOSED
