@@ -20,46 +20,47 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from bookstore_operator.models import Bookstore
+from bookstore_operator.settings import OperatorSettings
+from bookstore_operator.status import Observed, compute_status
 
 ROOT = Path(__file__).resolve().parent.parent
 CRD_PATH = ROOT / "crds" / "bookstore.dev_bookstores.yaml"
 README_PATH = ROOT / "README.md"
 
-# A realistic Bookstore as the API server would hold it after the operator reported Ready.
-SAMPLE_STATUS: dict[str, Any] = {
-    "phase": "Ready",
-    "observedGeneration": 2,
-    "version": "0.1.0",
-    "conditions": [
-        {
-            "type": t,
-            "status": "True" if t != "Progressing" else "False",
-            "reason": r,
-            "message": m,
-            "lastTransitionTime": "2026-11-21T06:02:11Z",
-            "observedGeneration": 2,
-        }
-        for t, r, m in [
-            ("Ready", "AllComponentsReady", "catalog, orders and the database serve generation 2"),
-            ("DatabaseReady", "StatefulSetReady", "downtown-postgres: 1/1 ready"),
-            ("CatalogReady", "DeploymentAvailable", "downtown-catalog: 2/2 ready"),
-            ("OrdersReady", "DeploymentAvailable", "downtown-orders: 2/2 ready"),
-            ("Progressing", "RolloutComplete", "every component runs generation 2"),
-        ]
-    ],
-    "catalog": {"replicas": 2, "readyReplicas": 2, "ready": "2/2"},
-    "orders": {"replicas": 2, "readyReplicas": 2, "ready": "2/2"},
-    "endpoints": {
-        "catalog": "http://downtown-catalog.shops.svc:8000",
-        "orders": "http://downtown-orders.shops.svc:8000",
-    },
-}
+
+def _workload(replicas: int) -> dict[str, Any]:
+    """A Deployment or StatefulSet as its controller reports it when fully rolled out."""
+    return {
+        "metadata": {"generation": 3},
+        "spec": {"replicas": replicas},
+        "status": {
+            "observedGeneration": 3,
+            "replicas": replicas,
+            "readyReplicas": replicas,
+            "updatedReplicas": replicas,
+            "availableReplicas": replicas,
+            "conditions": [{"type": "Available", "status": "True"}],
+        },
+    }
+
+
+def sample_status() -> dict[str, Any]:
+    """The status the operator itself computes for a ready Bookstore `downtown` in `shops`."""
+    body = {"metadata": {"name": "downtown", "namespace": "shops", "uid": "0", "generation": 2}}
+    store = Bookstore.parse(body, OperatorSettings(default_version="0.1.0"))
+    observed = Observed(catalog=_workload(2), orders=_workload(2), database=_workload(1))
+    return compute_status(store, observed, {}, now="2026-11-21T06:02:11Z")
+
+
+SAMPLE_STATUS = sample_status()
+# What the operator posts (reconciler.announce) while it creates a Bookstore and sees it ready.
 SAMPLE_EVENTS = [
-    ("Normal", "Created", "Created Secret downtown-db"),
-    ("Normal", "Created", "Created StatefulSet downtown-postgres"),
-    ("Normal", "Created", "Created Deployment downtown-catalog"),
-    ("Normal", "Created", "Created Deployment downtown-orders"),
-    ("Normal", "Ready", "Bookstore downtown is ready at generation 2"),
+    ("Normal", "Created", "Created Secret/downtown-db"),
+    ("Normal", "Created", "Created StatefulSet/downtown-postgres"),
+    ("Normal", "Created", "Created Deployment/downtown-catalog"),
+    ("Normal", "Created", "Created Deployment/downtown-orders"),
+    ("Normal", "RolloutComplete", SAMPLE_STATUS["conditions"][0]["message"]),
 ]
 
 
@@ -145,10 +146,10 @@ def render_describe() -> str:
     ]
     lines += list(_describe_lines(SAMPLE_STATUS, 1))
     lines.append("Events:")
-    lines.append("  Type    Reason   Age   From                Message")
-    lines.append("  ----    ------   ----  ----                -------")
+    lines.append("  Type    Reason           Age   From                Message")
+    lines.append("  ----    ------           ----  ----                -------")
     for kind, reason, message in SAMPLE_EVENTS:
-        lines.append(f"  {kind:<8}{reason:<9}12m   bookstore-operator  {message}")
+        lines.append(f"  {kind:<8}{reason:<17}12m   bookstore-operator  {message}")
     return "\n".join(lines)
 
 
