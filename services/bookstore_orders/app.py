@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 from bookstore_common.app import create_service_app
 from fastapi import FastAPI
@@ -23,6 +26,8 @@ from bookstore_orders.metrics import observe_circuit_state
 from bookstore_orders.releases import ReservationReleaser
 from bookstore_orders.routes import router
 from bookstore_orders.service import OrdersService
+
+log = logging.getLogger(__name__)
 
 
 def create_app(settings: OrdersSettings) -> FastAPI:
@@ -45,17 +50,16 @@ def create_app(settings: OrdersSettings) -> FastAPI:
         )
         catalog = CatalogClient(http, settings.catalog_url, breaker, retry, timeouts)
         releaser = ReservationReleaser(app.state.sessionmaker, catalog)
-        app.state.releaser = releaser
         app.state.orders_service = OrdersService(
             app.state.sessionmaker, catalog, releaser, settings.idempotency_lease_seconds
         )
-        retrier = asyncio.create_task(releaser.run(settings.release_retry_interval))
+        upkeep = asyncio.create_task(housekeeping(releaser, app.state.orders_service, settings))
         try:
             yield
         finally:
-            retrier.cancel()
+            upkeep.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await retrier
+                await upkeep
             await http.close()
 
     app = create_service_app(
@@ -67,6 +71,29 @@ def create_app(settings: OrdersSettings) -> FastAPI:
     )
     app.include_router(router)
     return app
+
+
+async def housekeeping(
+    releaser: ReservationReleaser, service: OrdersService, settings: OrdersSettings
+) -> None:
+    """Background upkeep in every worker: retry queued releases, forget old keys."""
+    retention = timedelta(hours=settings.idempotency_retention_hours)
+    last_purge = time.monotonic()
+    while True:
+        await asyncio.sleep(settings.release_retry_interval)
+        try:
+            await releaser.retry_all()
+        except Exception:
+            log.exception("retrying queued reservation releases failed")
+        if time.monotonic() - last_purge < settings.idempotency_purge_interval:
+            continue
+        last_purge = time.monotonic()
+        try:
+            purged = await service.purge_idempotency_keys(retention)
+        except Exception:
+            log.exception("purging old idempotency keys failed")
+        else:
+            log.info("purged old idempotency keys", extra={"purged": purged})
 
 
 def create_app_from_env() -> FastAPI:

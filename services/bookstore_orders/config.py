@@ -22,3 +22,5 @@ class OrdersSettings(ServiceSettings):
     circuit_reset_timeout: float = Field(default=5.0, gt=0)
     idempotency_lease_seconds: float = Field(default=60.0, gt=0)
     release_retry_interval: float = Field(default=5.0, gt=0)
+    idempotency_retention_hours: float = Field(default=24.0, gt=0)
+    idempotency_purge_interval: float = Field(default=3600.0, gt=0)

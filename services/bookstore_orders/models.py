@@ -87,6 +87,7 @@ class IdempotencyKey(Base):
     """A claimed Idempotency-Key and, once finished, the response to replay for it."""
 
     __tablename__ = "idempotency_keys"
+    __table_args__ = (Index("ix_idempotency_keys_created_at", "created_at"),)
 
     scope: Mapped[str] = mapped_column(String(64), primary_key=True)
     key: Mapped[str] = mapped_column(String(255), primary_key=True)

@@ -56,15 +56,10 @@ class ReservationReleaser:
             log.info("gave back queued reservations", extra={"released": len(done)})
         return len(done)
 
-    async def run(self, interval: float) -> None:
-        """Retry the queue every `interval` seconds until cancelled (app shutdown)."""
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                while await self.retry_pending() == self._batch_size:
-                    pass
-            except Exception:
-                log.exception("retrying queued reservation releases failed")
+    async def retry_all(self) -> None:
+        """Work through the queue in batches while catalog keeps taking them back."""
+        while await self.retry_pending() == self._batch_size:
+            pass
 
     async def _try_release(self, reservation_ids: Sequence[str]) -> tuple[set[str], str]:
         """Release concurrently; return the ids that failed and one error to record."""

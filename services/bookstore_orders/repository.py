@@ -86,6 +86,12 @@ async def release_idempotency_key(session: AsyncSession, scope: str, key: str) -
     )
 
 
+async def delete_idempotency_keys_before(session: AsyncSession, cutoff: datetime) -> int:
+    """Forget keys claimed before `cutoff` (past any sensible retry); return how many."""
+    result = await session.execute(delete(IdempotencyKey).where(IdempotencyKey.created_at < cutoff))
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
 async def get_order(session: AsyncSession, order_id: int) -> Order | None:
     """One order with its items."""
     return await session.get(Order, order_id)

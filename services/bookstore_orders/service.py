@@ -159,6 +159,11 @@ class OrdersService:
         order.status = OrderStatus.CANCELLED.value
         return OrderRead.model_validate(order)
 
+    async def purge_idempotency_keys(self, retention: timedelta) -> int:
+        """Forget Idempotency-Keys older than `retention`, so the table does not grow forever."""
+        async with self._sessionmaker.begin() as session:
+            return await repository.delete_idempotency_keys_before(session, utcnow() - retention)
+
     async def get_order(self, session: AsyncSession, order_id: int) -> OrderRead:
         """One order, or 404."""
         order = await repository.get_order(session, order_id)

@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
+
+import httpx
+import psycopg
+from bookstore_orders.app import create_app
+from bookstore_orders.config import OrdersSettings
+from bookstore_orders.service import OrdersService
 
 from tests.services.conftest import free_port
 from tests.services.orders.catalog_stub import StubCatalog
-from tests.services.orders.conftest import AUTH, OrdersClientFactory, count_rows
+from tests.services.orders.conftest import API_KEY, AUTH, OrdersClientFactory, count_rows
 from tests.services.orders.test_orders_api import order_body
 
 
@@ -111,3 +118,26 @@ async def test_an_overlong_or_unprintable_key_is_422(
         assert response.status_code == 422
         assert response.json()["errors"][0]["loc"] == ["header", "idempotency-key"]
     assert catalog.reserve_calls == 0
+
+
+async def test_keys_older_than_the_retention_are_purged_and_newer_ones_kept(
+    orders_db: str, stub_catalog: tuple[StubCatalog, str]
+) -> None:
+    _, url = stub_catalog
+    app = create_app(OrdersSettings(database_url=orders_db, api_key=API_KEY, catalog_url=url))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://orders") as client:
+            for key in ("old", "new"):
+                await client.post("/orders", json=order_body(), headers=keyed(key))
+        with psycopg.connect(orders_db, autocommit=True) as connection:
+            connection.execute(
+                "UPDATE idempotency_keys SET created_at = now() - interval '25 hours' "
+                "WHERE key = 'old'"
+            )
+        service: OrdersService = app.state.orders_service
+        purged = await service.purge_idempotency_keys(timedelta(hours=24))
+    assert purged == 1
+    with psycopg.connect(orders_db) as connection:
+        keys = [row[0] for row in connection.execute("SELECT key FROM idempotency_keys")]
+    assert keys == ["new"]

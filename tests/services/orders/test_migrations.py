@@ -14,7 +14,7 @@ from bookstore_orders.__main__ import VERSION_TABLE, migrate
 from bookstore_orders.config import OrdersSettings
 
 ORDERS_TABLES = {"orders", "order_items", "idempotency_keys", "pending_releases", VERSION_TABLE}
-HEAD = "0002"
+HEAD = "0003"
 ORDERS_COMMAND = str(Path(sys.executable).with_name("bookstore-orders"))
 
 
