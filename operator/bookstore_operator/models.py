@@ -139,7 +139,6 @@ class Bookstore(_Model):
     version: str
     image: str
     image_pull_policy: str = "IfNotPresent"
-    cluster_domain: str = "cluster.local"
     # Filled in by the reconciler after it has read and checked the external Secret.
     external_database: ExternalDatabaseFacts | None = None
 
@@ -159,7 +158,6 @@ class Bookstore(_Model):
             version=version,
             image=f"{repository}:{version}",
             image_pull_policy=settings.image_pull_policy,
-            cluster_domain=settings.cluster_domain,
         )
 
     def child_name(self, suffix: str = "") -> str:

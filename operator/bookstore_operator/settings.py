@@ -21,5 +21,4 @@ class OperatorSettings(BaseSettings):
         __version__, description="Services image tag used when a Bookstore sets no spec.version."
     )
     image_pull_policy: str = Field("IfNotPresent", description="imagePullPolicy of every child.")
-    cluster_domain: str = Field("cluster.local", description="Used only in reported endpoints.")
     resync_seconds: float = Field(300.0, gt=0, description="Period of the drift-repair timer.")
