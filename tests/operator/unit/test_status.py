@@ -1,7 +1,7 @@
 """compute_status, the pure half of status reporting: phases, conditions, and the CRD's shape.
 
-(Pure and fast: no kopf, no emulator. It sits here, next to the runtime tests that exercise
-the same status end to end, because tests/operator/unit belongs to the builders' helper.)
+Pure and fast: no kopf runtime, no emulator; tests/operator/runtime checks the same status
+end to end.
 """
 
 from __future__ import annotations
