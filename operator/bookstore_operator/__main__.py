@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import random
 from collections.abc import Sequence
+from typing import Any
 
 import kopf
 
@@ -16,6 +18,8 @@ LOG_FORMATS = {
     "plain": kopf.LogFormat.PLAIN,
     "full": kopf.LogFormat.FULL,
 }
+# Exclusive upper bound of the random peering priority (see run_arguments).
+PRIORITY_RANGE = 2**31
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -66,18 +70,27 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def run_arguments(args: argparse.Namespace) -> dict[str, Any]:
+    """The keyword arguments of `kopf.run` for this command line (one process, one call)."""
+    liveness = f"http://0.0.0.0:{args.liveness_port}/healthz" if args.liveness_port else None
+    return {
+        "clusterwide": not args.namespace,
+        "namespaces": args.namespace,
+        "standalone": args.standalone,
+        "peering_name": None if args.standalone else args.peering,
+        # kopf pauses every peer when two share a priority, so replicas with kopf's default
+        # (0 for all) would all stand still. A random one per process lets the highest act
+        # while the others wait as hot standbys (a clash is ~1 in 2**31).
+        "priority": random.randrange(1, PRIORITY_RANGE),
+        "liveness_endpoint": liveness,
+    }
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the `bookstore-operator` console script."""
     args = parse_args(argv)
     kopf.configure(verbose=args.verbose, log_format=LOG_FORMATS[args.log_format])
-    liveness = f"http://0.0.0.0:{args.liveness_port}/healthz" if args.liveness_port else None
-    kopf.run(
-        clusterwide=not args.namespace,
-        namespaces=args.namespace,
-        standalone=args.standalone,
-        peering_name=None if args.standalone else args.peering,
-        liveness_endpoint=liveness,
-    )
+    kopf.run(**run_arguments(args))
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import os
 import pathlib
@@ -10,7 +11,9 @@ import socket
 import sys
 
 import aiohttp
+import kopf
 import yaml
+from bookstore_operator.__main__ import parse_args, run_arguments
 
 from tests.operator.runtime.conftest import (
     create_bookstore,
@@ -77,3 +80,20 @@ async def test_command_serves_a_namespace_with_kubeconfig_liveness_and_json_logs
     records = [json.loads(line) for line in lines]
     assert all("message" in record for record in records)
     assert process.returncode == 0, lines[-5:]
+
+
+def test_each_process_gets_its_own_peering_priority_so_one_replica_acts() -> None:
+    runs = [run_arguments(parse_args([])) for _ in range(5)]
+    assert all(run["peering_name"] == "bookstore-operator" for run in runs)
+    assert all(run["priority"] > 0 for run in runs)  # above kopf's default of 0
+    assert len({run["priority"] for run in runs}) > 1
+    inspect.signature(kopf.run).bind(**runs[0])  # every argument is one kopf.run takes
+
+
+def test_standalone_or_namespaced_command_line_maps_to_kopf_run_arguments() -> None:
+    run = run_arguments(parse_args(["--standalone", "-n", "a", "-n", "b", "--liveness-port", "0"]))
+    assert run["standalone"] is True
+    assert run["peering_name"] is None
+    assert run["clusterwide"] is False
+    assert run["namespaces"] == ["a", "b"]
+    assert run["liveness_endpoint"] is None
