@@ -12,6 +12,7 @@ from typing import Any
 import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy import (
     ColumnElement,
+    Integer,
     RowMapping,
     bindparam,
     delete,
@@ -45,6 +46,46 @@ BOOK_COLUMNS = (
 _SELECT_BOOK = select(*BOOK_COLUMNS).where(Book.id == bindparam("book_id"))
 _SELECT_BOOK_ASYNCPG = str(
     _SELECT_BOOK.compile(dialect=PGDialect_asyncpg())  # type: ignore[no-untyped-call]
+)
+
+# Stock statements, built once (they run on every order).
+_BOOK_ID = bindparam("book_id", type_=Integer)
+_QUANTITY = bindparam("quantity", type_=Integer)
+_TAKE_STOCK = (
+    update(Book)
+    .where(Book.id == _BOOK_ID, Book.quantity >= _QUANTITY)
+    .values(quantity=Book.quantity - _QUANTITY, updated_at=func.now())
+    .returning(Book.id, Book.price)
+)
+_INSERT_RESERVATION = (
+    insert(Reservation).values(book_id=_BOOK_ID, quantity=_QUANTITY).returning(Reservation.id)
+)
+_TAKEN = _TAKE_STOCK.cte("taken")
+_MADE = (
+    insert(Reservation)
+    .from_select(["book_id", "quantity"], select(_TAKEN.c.id, _QUANTITY))
+    .returning(Reservation.id, Reservation.book_id)
+    .cte("made")
+)
+_RESERVE = select(_MADE.c.id, _TAKEN.c.price).join_from(
+    _MADE, _TAKEN, _MADE.c.book_id == _TAKEN.c.id
+)
+_DELETE_RESERVATION = (
+    delete(Reservation)
+    .where(Reservation.id == bindparam("reservation_id", type_=Integer))
+    .returning(Reservation.book_id, Reservation.quantity)
+)
+_GIVE_BACK = (
+    update(Book)
+    .where(Book.id == _BOOK_ID)
+    .values(quantity=Book.quantity + _QUANTITY, updated_at=func.now())
+)
+_RELEASED = _DELETE_RESERVATION.cte("released")
+_RELEASE = (
+    update(Book)
+    .where(Book.id == _RELEASED.c.book_id)
+    .values(quantity=Book.quantity + _RELEASED.c.quantity, updated_at=func.now())
+    .returning(Book.id)
 )
 
 
@@ -190,19 +231,31 @@ async def delete_book(session: AsyncSession, book_id: int) -> bool:
         raise BookInUseError from exc
 
 
-async def take_stock(session: AsyncSession, book_id: int, quantity: int) -> Decimal | None:
-    """Atomically take `quantity` copies if that many are in stock; returns the unit price.
+def _is_postgres(session: AsyncSession) -> bool:
+    """Whether the session talks to PostgreSQL (SQLite, in dev mode, lacks DML in CTEs)."""
+    return session.get_bind().dialect.name == "postgresql"
 
-    One conditional UPDATE: the row lock serializes concurrent takers and the
-    `quantity >= n` condition is re-checked on the locked row, so stock never goes negative.
+
+async def reserve_stock(
+    session: AsyncSession, book_id: int, quantity: int
+) -> tuple[int, Decimal] | None:
+    """Take `quantity` copies and record a reservation: (reservation id, unit price).
+
+    None when the book has fewer copies (or does not exist); nothing is taken then. One
+    conditional UPDATE takes the stock: the row lock serializes concurrent takers and
+    `quantity >= n` is re-checked on the locked row, so stock never goes negative. On
+    PostgreSQL the UPDATE and the INSERT travel as one statement (one round trip).
     """
-    result = await session.execute(
-        update(Book)
-        .where(Book.id == book_id, Book.quantity >= quantity)
-        .values(quantity=Book.quantity - quantity, updated_at=func.now())
-        .returning(Book.price)
-    )
-    return result.scalar_one_or_none()
+    params = {"book_id": book_id, "quantity": quantity}
+    connection = await session.connection()  # Core, not ORM-enabled DML: plain RETURNING
+    if _is_postgres(session):
+        row = (await connection.execute(_RESERVE, params)).first()
+        return None if row is None else (int(row.id), row.price)
+    taken = (await connection.execute(_TAKE_STOCK, params)).first()
+    if taken is None:
+        return None
+    reservation_id = (await connection.execute(_INSERT_RESERVATION, params)).scalar_one()
+    return int(reservation_id), taken.price
 
 
 async def book_exists(session: AsyncSession, book_id: int) -> bool:
@@ -210,31 +263,18 @@ async def book_exists(session: AsyncSession, book_id: int) -> bool:
     return (await session.scalar(select(Book.id).where(Book.id == book_id))) is not None
 
 
-async def insert_reservation(session: AsyncSession, book_id: int, quantity: int) -> int:
-    """Record a reservation and return its id."""
-    result = await session.execute(
-        insert(Reservation).values(book_id=book_id, quantity=quantity).returning(Reservation.id)
-    )
-    return int(result.scalar_one())
-
-
 async def release_reservation(session: AsyncSession, reservation_id: int) -> bool:
     """Delete a reservation and give its copies back; False when it was already gone.
 
     DELETE ... RETURNING hands the row to exactly one caller, so concurrent releases give
-    the stock back once; the UPDATE runs in the same transaction.
+    the stock back once; the UPDATE runs in the same statement (PostgreSQL) or transaction.
     """
-    result = await session.execute(
-        delete(Reservation)
-        .where(Reservation.id == reservation_id)
-        .returning(Reservation.book_id, Reservation.quantity)
-    )
-    row = result.first()
+    params = {"reservation_id": reservation_id}
+    connection = await session.connection()
+    if _is_postgres(session):
+        return (await connection.execute(_RELEASE, params)).first() is not None
+    row = (await connection.execute(_DELETE_RESERVATION, params)).first()
     if row is None:
         return False
-    await session.execute(
-        update(Book)
-        .where(Book.id == row.book_id)
-        .values(quantity=Book.quantity + row.quantity, updated_at=func.now())
-    )
+    await connection.execute(_GIVE_BACK, {"book_id": row.book_id, "quantity": row.quantity})
     return True

@@ -92,14 +92,14 @@ async def delete_book(session: AsyncSession, book_id: int) -> None:
 
 async def reserve(session: AsyncSession, book_id: int, quantity: int) -> ReservationRead:
     """Take `quantity` copies atomically; ConflictError when fewer are in stock."""
-    unit_price = await repository.take_stock(session, book_id, quantity)
-    if unit_price is None:
+    reserved = await repository.reserve_stock(session, book_id, quantity)
+    if reserved is None:
         if not await repository.book_exists(session, book_id):
             RESERVATIONS_REJECTED.labels("unknown_book").inc()
             raise _book_not_found(book_id)
         RESERVATIONS_REJECTED.labels("insufficient_stock").inc()
         raise ConflictError(f"Book {book_id} has fewer than {quantity} copies in stock.")
-    reservation_id = await repository.insert_reservation(session, book_id, quantity)
+    reservation_id, unit_price = reserved
     RESERVATIONS_MADE.inc()
     return ReservationRead(
         id=reservation_id, book_id=book_id, quantity=quantity, unit_price=unit_price
