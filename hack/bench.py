@@ -227,7 +227,9 @@ def print_report(document: dict[str, Any]) -> None:
         f"and PostgreSQL; load average before the run {document['load_average_before'][0]:.2f}. "
         "CPU ms/req: the service processes (catalog too for POST /orders); PG ms/req: the "
         "PostgreSQL backends serving the bench databases; other CPU: cores kept busy by "
-        "processes outside the benchmark meanwhile (noise: compare runs only when it is low).",
+        "processes outside the benchmark meanwhile (noise: compare runs only when it is low); "
+        "x ceiling (CPU): the ceiling's CPU per request over the scenario's (services + "
+        "PostgreSQL), the share CPU alone would allow, steady under noise.",
         f"JSON: {OUTPUT_DIR / 'results.json'}",
     ]
     sys.stdout.write("\n".join(lines) + "\n")

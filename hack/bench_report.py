@@ -42,14 +42,33 @@ class ScenarioResult:
     cpu_ms_per_request_by_server: dict[str, float] = field(default_factory=dict)
     other_cpu_cores: float = 0.0
     ratio_of_ceiling: float = 1.0
+    cpu_ratio_of_ceiling: float = 1.0
+
+
+def _ratio(part: float, whole: float) -> float:
+    """part / whole, 0 when whole is 0."""
+    return part / whole if whole else 0.0
 
 
 def with_ratios(results: list[ScenarioResult]) -> list[ScenarioResult]:
-    """The results with each scenario's throughput as a fraction of the ceiling's."""
-    ceiling = next((r.requests_per_second for r in results if r.scenario == CEILING), 0.0)
+    """The results with each scenario's throughput as a fraction of the ceiling's.
+
+    Also the CPU ratio: the ceiling's CPU per request over the scenario's (services and
+    PostgreSQL), i.e. its share of the ceiling if CPU were the only limit. Unlike req/s it
+    barely moves when other work shares the machine.
+    """
+    ceiling = next((r for r in results if r.scenario == CEILING), None)
+    rps = ceiling.requests_per_second if ceiling else 0.0
+    cpu = ceiling.cpu_ms_per_request if ceiling else 0.0
     return [
         ScenarioResult(
-            **{**asdict(r), "ratio_of_ceiling": r.requests_per_second / ceiling if ceiling else 0.0}
+            **{
+                **asdict(r),
+                "ratio_of_ceiling": _ratio(r.requests_per_second, rps),
+                "cpu_ratio_of_ceiling": _ratio(
+                    cpu, r.cpu_ms_per_request + r.postgres_cpu_ms_per_request
+                ),
+            }
         )
         for r in results
     ]
@@ -76,6 +95,7 @@ def format_table(results: list[ScenarioResult]) -> str:
         "scenario",
         "req/s",
         "x ceiling",
+        "x ceiling (CPU)",
         "p50 ms",
         "p99 ms",
         "CPU ms/req",
@@ -89,6 +109,7 @@ def format_table(results: list[ScenarioResult]) -> str:
             r.scenario,
             f"{r.requests_per_second:,.0f}",
             f"{r.ratio_of_ceiling:.1%}",
+            f"{r.cpu_ratio_of_ceiling:.1%}",
             f"{r.p50_ms:.2f}",
             f"{r.p99_ms:.2f}",
             f"{r.cpu_ms_per_request:.2f}",

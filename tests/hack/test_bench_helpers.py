@@ -94,3 +94,14 @@ def test_cpu_breakdown_names_each_server_of_a_cross_service_scenario() -> None:
     )
     breakdown = bench_report.format_cpu_breakdown([_result("GET /books/{id}", 1, 1), order])
     assert breakdown == "  POST /orders: orders 2.00 + catalog 1.00 = 3.00 CPU ms/req"
+
+
+def test_cpu_ratio_compares_the_ceilings_cpu_per_request_with_services_plus_postgres() -> None:
+    ceiling = _result(bench_report.CEILING, 10_000, 5)
+    book = bench_report.ScenarioResult(
+        **{**_result("GET /books/{id}", 2_000, 20).__dict__, "cpu_ms_per_request": 1.9}
+    )
+    _, measured = bench_report.with_ratios([ceiling, book])
+    # The ceiling's own CPU (0.5 ms) over the scenario's services + PostgreSQL (1.9 + 0.1).
+    assert measured.cpu_ratio_of_ceiling == 0.5 / (1.9 + 0.1)
+    assert measured.ratio_of_ceiling == 0.2
