@@ -5,7 +5,8 @@ A failed statement aborts the transaction; the session dependency then rolls it 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
 from decimal import Decimal
 from typing import Any
 
@@ -24,7 +25,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from bookstore_catalog.isbn import clean_isbn
 from bookstore_catalog.models import Book, Reservation
@@ -231,50 +232,55 @@ async def delete_book(session: AsyncSession, book_id: int) -> bool:
         raise BookInUseError from exc
 
 
-def _is_postgres(session: AsyncSession) -> bool:
-    """Whether the session talks to PostgreSQL (SQLite, in dev mode, lacks DML in CTEs)."""
-    return session.get_bind().dialect.name == "postgresql"
+@asynccontextmanager
+async def _stock_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A connection for one stock change, given the autocommit engine.
+
+    PostgreSQL: autocommit, as each stock change there is ONE statement (data-modifying
+    CTEs), atomic by itself: one round trip, no BEGIN/COMMIT. SQLite (dev mode) lacks DML
+    in CTEs, so its two statements run in a real transaction, committed here.
+    """
+    if engine.dialect.name == "postgresql":
+        async with engine.connect() as connection:
+            yield connection
+    else:
+        async with engine.execution_options(isolation_level="SERIALIZABLE").begin() as connection:
+            yield connection
 
 
 async def reserve_stock(
-    session: AsyncSession, book_id: int, quantity: int
+    engine: AsyncEngine, book_id: int, quantity: int
 ) -> tuple[int, Decimal] | None:
     """Take `quantity` copies and record a reservation: (reservation id, unit price).
 
     None when the book has fewer copies (or does not exist); nothing is taken then. One
     conditional UPDATE takes the stock: the row lock serializes concurrent takers and
-    `quantity >= n` is re-checked on the locked row, so stock never goes negative. On
-    PostgreSQL the UPDATE and the INSERT travel as one statement (one round trip).
+    `quantity >= n` is re-checked on the locked row, so stock never goes negative.
     """
     params = {"book_id": book_id, "quantity": quantity}
-    connection = await session.connection()  # Core, not ORM-enabled DML: plain RETURNING
-    if _is_postgres(session):
-        row = (await connection.execute(_RESERVE, params)).first()
-        return None if row is None else (int(row.id), row.price)
-    taken = (await connection.execute(_TAKE_STOCK, params)).first()
-    if taken is None:
-        return None
-    reservation_id = (await connection.execute(_INSERT_RESERVATION, params)).scalar_one()
-    return int(reservation_id), taken.price
+    async with _stock_transaction(engine) as connection:
+        if connection.dialect.name == "postgresql":
+            row = (await connection.execute(_RESERVE, params)).first()
+            return None if row is None else (int(row.id), row.price)
+        taken = (await connection.execute(_TAKE_STOCK, params)).first()
+        if taken is None:
+            return None
+        reservation_id = (await connection.execute(_INSERT_RESERVATION, params)).scalar_one()
+        return int(reservation_id), taken.price
 
 
-async def book_exists(session: AsyncSession, book_id: int) -> bool:
-    """Whether a book with this id exists."""
-    return (await session.scalar(select(Book.id).where(Book.id == book_id))) is not None
-
-
-async def release_reservation(session: AsyncSession, reservation_id: int) -> bool:
+async def release_reservation(engine: AsyncEngine, reservation_id: int) -> bool:
     """Delete a reservation and give its copies back; False when it was already gone.
 
     DELETE ... RETURNING hands the row to exactly one caller, so concurrent releases give
     the stock back once; the UPDATE runs in the same statement (PostgreSQL) or transaction.
     """
     params = {"reservation_id": reservation_id}
-    connection = await session.connection()
-    if _is_postgres(session):
-        return (await connection.execute(_RELEASE, params)).first() is not None
-    row = (await connection.execute(_DELETE_RESERVATION, params)).first()
-    if row is None:
-        return False
-    await connection.execute(_GIVE_BACK, {"book_id": row.book_id, "quantity": row.quantity})
-    return True
+    async with _stock_transaction(engine) as connection:
+        if connection.dialect.name == "postgresql":
+            return (await connection.execute(_RELEASE, params)).first() is not None
+        row = (await connection.execute(_DELETE_RESERVATION, params)).first()
+        if row is None:
+            return False
+        await connection.execute(_GIVE_BACK, {"book_id": row.book_id, "quantity": row.quantity})
+        return True

@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Any
 
-from bookstore_common.db import ReadEngineDep, SessionDep
+from bookstore_common.db import AutocommitEngineDep, SessionDep
 from bookstore_common.problems import PROBLEM_CONTENT_TYPE
 from bookstore_common.security import ApiKeyDep
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
@@ -63,7 +63,7 @@ writes = APIRouter(tags=["catalog"], dependencies=[ApiKeyDep])
 
 @router.get("/books", responses=_problems())
 async def list_books(
-    engine: ReadEngineDep,
+    engine: AutocommitEngineDep,
     filters: Annotated[BookFilters, Depends(book_filters)],
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     offset: Annotated[int, Query(ge=0, le=INT32_MAX)] = 0,
@@ -73,7 +73,7 @@ async def list_books(
 
 
 @router.get("/books/{book_id}", responses=_problems(404))
-async def get_book(engine: ReadEngineDep, book_id: BookId) -> BookRead:
+async def get_book(engine: AutocommitEngineDep, book_id: BookId) -> BookRead:
     """One book."""
     return await service.get_book(engine, book_id)
 
@@ -108,10 +108,10 @@ async def delete_book(session: SessionDep, book_id: BookId) -> None:
     responses=_problems(401, 404, 409),
 )
 async def reserve(
-    session: SessionDep, book_id: BookId, reservation: ReservationCreate
+    engine: AutocommitEngineDep, book_id: BookId, reservation: ReservationCreate
 ) -> ReservationRead:
     """Take copies out of stock atomically; 409 when not enough are left."""
-    return await service.reserve(session, book_id, reservation.quantity)
+    return await service.reserve(engine, book_id, reservation.quantity)
 
 
 @writes.delete(
@@ -119,9 +119,9 @@ async def reserve(
     status_code=status.HTTP_204_NO_CONTENT,
     responses=_problems(401, 404),
 )
-async def release(session: SessionDep, reservation_id: ReservationId) -> None:
+async def release(engine: AutocommitEngineDep, reservation_id: ReservationId) -> None:
     """Give a reservation's copies back (exactly once; a second call is 404)."""
-    await service.release(session, reservation_id)
+    await service.release(engine, reservation_id)
 
 
 router.include_router(writes)

@@ -90,11 +90,11 @@ async def delete_book(session: AsyncSession, book_id: int) -> None:
         raise _book_not_found(book_id)
 
 
-async def reserve(session: AsyncSession, book_id: int, quantity: int) -> ReservationRead:
+async def reserve(engine: AsyncEngine, book_id: int, quantity: int) -> ReservationRead:
     """Take `quantity` copies atomically; ConflictError when fewer are in stock."""
-    reserved = await repository.reserve_stock(session, book_id, quantity)
+    reserved = await repository.reserve_stock(engine, book_id, quantity)
     if reserved is None:
-        if not await repository.book_exists(session, book_id):
+        if await repository.read_book(engine, book_id) is None:
             RESERVATIONS_REJECTED.labels("unknown_book").inc()
             raise _book_not_found(book_id)
         RESERVATIONS_REJECTED.labels("insufficient_stock").inc()
@@ -106,8 +106,8 @@ async def reserve(session: AsyncSession, book_id: int, quantity: int) -> Reserva
     )
 
 
-async def release(session: AsyncSession, reservation_id: int) -> None:
+async def release(engine: AsyncEngine, reservation_id: int) -> None:
     """Give a reservation's copies back, exactly once; NotFoundError when already gone."""
-    if not await repository.release_reservation(session, reservation_id):
+    if not await repository.release_reservation(engine, reservation_id):
         raise NotFoundError(f"Reservation {reservation_id} does not exist.")
     RESERVATIONS_RELEASED.inc()

@@ -7,7 +7,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from fastapi import FastAPI
 
-from bookstore_common.db import create_engine, create_read_engine, create_sessionmaker
+from bookstore_common.db import create_autocommit_engine, create_engine, create_sessionmaker
 from bookstore_common.health import health_router
 from bookstore_common.metrics import metrics_router
 from bookstore_common.middleware import RequestContextMiddleware
@@ -28,7 +28,7 @@ def create_service_app(
     """Build a FastAPI app with the shared parts wired in; the service adds its routers.
 
     Sets `app.state.settings`, `app.state.engine`, `app.state.sessionmaker` (transactional)
-    and `app.state.read_engine` (autocommit, for reads); installs
+    and `app.state.autocommit_engine` (reads, single-statement writes); installs
     problem+json handlers, the request-id/metrics middleware, `/health/*` and `/metrics`.
     `lifespan` (optional) runs inside the app's lifespan, e.g. to open an httpx client.
     The engine is disposed when the app shuts down.
@@ -50,7 +50,7 @@ def create_service_app(
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessionmaker = create_sessionmaker(engine)
-    app.state.read_engine = create_read_engine(engine)
+    app.state.autocommit_engine = create_autocommit_engine(engine)
     install_problem_handlers(app)
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health_router)

@@ -52,8 +52,11 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
 
 
-def create_read_engine(engine: AsyncEngine) -> AsyncEngine:
-    """The same engine and pool in autocommit mode, for reads: no BEGIN/COMMIT round trips."""
+def create_autocommit_engine(engine: AsyncEngine) -> AsyncEngine:
+    """The same engine and pool in autocommit mode: no BEGIN/COMMIT round trips.
+
+    For reads and for writes that are ONE statement (its own transaction).
+    """
     return engine.execution_options(isolation_level="AUTOCOMMIT")
 
 
@@ -74,18 +77,19 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
             raise
 
 
-async def get_read_engine(request: Request) -> AsyncEngine:
-    """FastAPI dependency for read-only endpoints: the autocommit engine (`read_engine`).
+async def get_autocommit_engine(request: Request) -> AsyncEngine:
+    """FastAPI dependency: the autocommit engine (`app.state.autocommit_engine`).
 
-    Read with `async with engine.connect() as connection:`: a pooled Core connection, far
-    cheaper than a session (no ORM unit of work, no BEGIN/COMMIT, no generator dependency);
-    each statement sees its own snapshot. Never write through it. (async: a sync dependency
-    would cost a thread hop per request.)
+    Use `async with engine.connect() as connection:` for reads and single-statement
+    writes: a pooled Core connection, far cheaper than a session (no ORM unit of work, no
+    BEGIN/COMMIT, no generator dependency). Each statement is its own transaction, so a
+    multi-statement write must use `SessionDep`. (async: a sync dependency would cost a
+    thread hop per request.)
     """
-    read_engine: AsyncEngine = request.app.state.read_engine
-    return read_engine
+    engine: AsyncEngine = request.app.state.autocommit_engine
+    return engine
 
 
 # scope="function": commit before the response is sent, so a failed commit is the answer.
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
-ReadEngineDep = Annotated[AsyncEngine, Depends(get_read_engine)]
+AutocommitEngineDep = Annotated[AsyncEngine, Depends(get_autocommit_engine)]
