@@ -67,7 +67,11 @@ def orders_client(orders_db: str) -> OrdersClientFactory:
     @asynccontextmanager
     async def start(catalog_url: str, **overrides: Any) -> AsyncIterator[httpx.AsyncClient]:
         settings = OrdersSettings(
-            database_url=orders_db, api_key=API_KEY, catalog_url=catalog_url, **overrides
+            database_url=orders_db,
+            api_key=API_KEY,
+            catalog_url=catalog_url,
+            database_pool_size=5,
+            **overrides,
         )
         app = create_app(settings)
         async with app.router.lifespan_context(app):
@@ -107,6 +111,7 @@ def start_orders_server(
         "PORT": str(port),
         "WORKERS": str(workers),
         "LOG_LEVEL": "warning",
+        "DATABASE_POOL_SIZE": "4",  # PostgreSQL connections are shared by the whole suite
     }
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     script = Path(sys.executable).with_name("bookstore-orders")
