@@ -42,7 +42,7 @@ async def ready(request: Request) -> HealthStatus:
     settings: ServiceSettings = request.app.state.settings
     try:
         async with asyncio.timeout(settings.ready_timeout):
-            await ping_database(request.app.state.engine)
+            await ping_database(request.app.state.autocommit_engine)
     except Exception as exc:  # any failure (timeout, refused, auth) means not ready
         log.warning("readiness check failed", extra={"error": type(exc).__name__})
         raise UnavailableError("The database is unreachable.", retry_after=5) from exc
