@@ -152,9 +152,19 @@ class OrdersService:
         failures = [result for result in results if isinstance(result, BaseException)]
         if failures:
             raise _cancel_failure(order_id, failures)
-        async with self._sessionmaker.begin() as session:
-            if not await repository.mark_cancelled(session, order_id):
-                raise ConflictError(f"Order {order_id} is already cancelled.")
+        try:
+            async with self._sessionmaker.begin() as session:
+                cancelled = await repository.mark_cancelled(session, order_id)
+        except Exception as exc:
+            if not _database_unavailable(exc):
+                raise
+            raise UnavailableError(
+                f"The orders database is unavailable; retry the cancel of order {order_id} "
+                "(its stock is already back at catalog; a retry completes it).",
+                retry_after=1,
+            ) from exc
+        if not cancelled:
+            raise ConflictError(f"Order {order_id} is already cancelled.")
         ORDERS_CANCELLED.inc()
         order.status = OrderStatus.CANCELLED.value
         return OrderRead.model_validate(order)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import httpx
 import psycopg
@@ -194,3 +194,46 @@ async def test_unreachable_orders_database_is_503_and_gives_the_stock_back(
     assert "database is unavailable" in response.json()["detail"]
     assert catalog.reservations == {}
     assert catalog.stock == {1: 10, 2: 10}
+
+
+@pytest.fixture
+def unavailable_order_updates(orders_db: str) -> Iterator[Callable[[], None]]:
+    """Make PostgreSQL refuse order updates as if shutting down; call the result to heal."""
+    statements = (
+        "CREATE FUNCTION refuse_updates() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN RAISE EXCEPTION 'going away' USING ERRCODE = '57P03'; END $$",
+        "CREATE TRIGGER refuse_updates BEFORE UPDATE ON orders "
+        "FOR EACH ROW EXECUTE FUNCTION refuse_updates()",
+    )
+
+    def heal() -> None:
+        with psycopg.connect(orders_db, autocommit=True) as connection:
+            connection.execute("DROP TRIGGER IF EXISTS refuse_updates ON orders")
+            connection.execute("DROP FUNCTION IF EXISTS refuse_updates()")
+
+    with psycopg.connect(orders_db, autocommit=True) as connection:
+        for statement in statements:
+            connection.execute(statement)
+    try:
+        yield heal
+    finally:
+        heal()
+
+
+async def test_cancel_whose_database_write_fails_is_503_and_a_retry_completes_it(
+    orders_client: OrdersClientFactory,
+    stub_catalog: tuple[StubCatalog, str],
+    unavailable_order_updates: Callable[[], None],
+) -> None:
+    catalog, url = stub_catalog
+    async with orders_client(url) as client:
+        placed = (await client.post("/orders", json=order_body(), headers=AUTH)).json()
+        refused = await client.post(f"/orders/{placed['id']}/cancel", headers=AUTH)
+        unavailable_order_updates()
+        retried = await client.post(f"/orders/{placed['id']}/cancel", headers=AUTH)
+    assert refused.status_code == 503
+    assert refused.headers["retry-after"] == "1"
+    assert retried.status_code == 200
+    assert retried.json()["status"] == "cancelled"
+    assert catalog.stock[1] == 10
+    assert catalog.reservations == {}
