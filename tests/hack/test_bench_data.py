@@ -12,6 +12,7 @@ ADMIN_URL = os.environ.get("BENCH_ADMIN_URL", "postgresql://postgres@127.0.0.1:5
 
 
 def _existing(names: list[str]) -> set[str]:
+    """Which of these databases exist on the server right now."""
     with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
         rows = admin.execute(
             "SELECT datname FROM pg_database WHERE datname = ANY(%s)", (names,)

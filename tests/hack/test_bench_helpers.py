@@ -40,6 +40,7 @@ def test_wrk_output_without_summary_is_an_error() -> None:
 def _result(
     scenario: str, rps: float, p99_ms: float, non_2xx: int = 0
 ) -> bench_report.ScenarioResult:
+    """A measured scenario with the given throughput, p99 and non-2xx count."""
     return bench_report.ScenarioResult(
         scenario=scenario,
         requests=10_000,

@@ -29,6 +29,7 @@ SUPERVISOR = textwrap.dedent(
 
 
 def _pid_alive(pid: int) -> bool:
+    """Whether the process exists and is not a zombie."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except FileNotFoundError:

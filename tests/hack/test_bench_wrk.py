@@ -28,6 +28,7 @@ class _RecordingHandler(BaseHTTPRequestHandler):
     recorded: Recorded
 
     def _answer(self, status: int) -> None:
+        """Record the request and answer with an empty JSON object."""
         self.recorded.paths.add(self.path)
         self.recorded.api_keys.add(self.headers.get("X-API-Key", ""))
         self.send_response(status)
@@ -36,13 +37,16 @@ class _RecordingHandler(BaseHTTPRequestHandler):
         self.wfile.write(b"{}")
 
     def do_GET(self) -> None:
+        """Every GET succeeds."""
         self._answer(200)
 
     def do_POST(self) -> None:
+        """Every POST is refused (409), so non-2xx counting can be checked."""
         self.recorded.bodies.add(self.rfile.read(int(self.headers["Content-Length"])))
         self._answer(409)
 
     def log_message(self, format: str, *args: object) -> None:
+        """Keep the test output quiet."""
         return
 
 
@@ -53,6 +57,7 @@ class _QuietServer(ThreadingHTTPServer):
 
 @pytest.fixture
 def wrk() -> str:
+    """The wrk binary; the wrk tests skip (saying why) on machines without it."""
     found = shutil.which("wrk")
     if found is None:
         pytest.skip("wrk is not installed (apt-get install -y wrk); make bench installs it")
@@ -61,6 +66,7 @@ def wrk() -> str:
 
 @pytest.fixture
 def stub_server() -> Iterator[tuple[str, Recorded]]:
+    """A local HTTP server that records what wrk sends it."""
     recorded = Recorded()
     handler = type("Handler", (_RecordingHandler,), {"recorded": recorded})
     server = _QuietServer(("127.0.0.1", 0), handler)

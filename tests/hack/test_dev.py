@@ -32,6 +32,7 @@ def _wait_for_line(process: subprocess.Popen[str], text: str, timeout: float) ->
 
 
 def _listening(port: int) -> bool:
+    """Whether something accepts connections on this local port."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         return probe.connect_ex(("127.0.0.1", port)) == 0
 
