@@ -31,6 +31,7 @@ def create_app() -> FastAPI:
 
     @app.get("/ceiling")
     async def ceiling() -> dict[str, object]:
+        """The constant book."""
         return CONSTANT_BOOK
 
     return app

@@ -85,6 +85,7 @@ async def _create_books(
     async with httpx.AsyncClient(base_url=catalog_url, headers=headers, timeout=30) as client:
 
         async def create(payload: dict[str, Any]) -> Any:
+            """POST one book; its id."""
             async with semaphore:
                 response = await client.post("/books", json=payload)
             if response.status_code != 201:
@@ -125,6 +126,7 @@ async def _race_orders(
         start = asyncio.Event()
 
         async def place() -> tuple[int, str | None]:
+            """Wait for the start signal, then order; (HTTP status, order status)."""
             await start.wait()
             try:
                 response = await client.post("/orders", json=body)
