@@ -31,6 +31,7 @@ PLURALS: dict[tuple[str, str], str] = {
     ("v1", "Secret"): "secrets",
     ("v1", "ConfigMap"): "configmaps",
     ("v1", "Service"): "services",
+    ("v1", "PersistentVolumeClaim"): "persistentvolumeclaims",
     ("apps/v1", "Deployment"): "deployments",
     ("apps/v1", "StatefulSet"): "statefulsets",
     ("autoscaling/v2", "HorizontalPodAutoscaler"): "horizontalpodautoscalers",
@@ -43,6 +44,12 @@ BOOKSTORE_API_VERSION = f"{API_GROUP}/{API_VERSION}"
 # Only these metadata fields are ours to set; the rest belongs to the API server.
 OWNED_METADATA = ("labels", "annotations", "ownerReferences")
 NOT_COMPARED = frozenset({"apiVersion", "kind", "metadata", "status"})
+# Spec fields the API server refuses to change once the object exists (422): set at creation,
+# then left out of drift detection and patches. A larger spec.database.storage grows each
+# PVC instead (reconciler.reconcile_storage).
+FIXED_AT_CREATION: dict[tuple[str, str], tuple[str, ...]] = {
+    ("apps/v1", "StatefulSet"): ("volumeClaimTemplates",),
+}
 STATUS_WRITE_ATTEMPTS = 3
 
 
@@ -209,6 +216,15 @@ def managed_part(manifest: Mapping[str, Any]) -> dict[str, Any]:
     return part
 
 
+def updatable_part(manifest: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields we own that an existing object may still change (FIXED_AT_CREATION aside)."""
+    part = managed_part(manifest)
+    fixed = FIXED_AT_CREATION.get((manifest["apiVersion"], manifest["kind"]), ())
+    if fixed and isinstance(part.get("spec"), Mapping):
+        part["spec"] = {key: value for key, value in part["spec"].items() if key not in fixed}
+    return part
+
+
 async def apply_children(
     kube: Kube, store: Bookstore, desired: Mapping[ChildKey, dict[str, Any] | None], *, write: bool
 ) -> ApplyReport:
@@ -252,11 +268,11 @@ async def _converge(
         if write:
             report.live[key] = await kube.create(manifest)
             report.created.append(label(key))
-    elif key.kind != "Secret" and not contains(live, managed_part(manifest)):
+    elif key.kind != "Secret" and not contains(live, updatable_part(manifest)):
         report.drifted.append(label(key))
         if write:
             report.live[key] = await kube.merge_patch(
-                key.api_version, key.kind, store.namespace, key.name, managed_part(manifest)
+                key.api_version, key.kind, store.namespace, key.name, updatable_part(manifest)
             )
             report.updated.append(label(key))
 

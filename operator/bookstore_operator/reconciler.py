@@ -13,6 +13,7 @@ from typing import Any, cast
 
 import kopf
 import pydantic
+from kubernetes.client.exceptions import ApiException
 
 from bookstore_operator import builders, kube
 from bookstore_operator.errors import ChildWriteError, UserFixableError, classify
@@ -21,6 +22,9 @@ from bookstore_operator.settings import OperatorSettings
 from bookstore_operator.status import Observed, Problem, compute_status
 
 SECRET_KEYS_HINT = "host, port, username, password (optional: database, sslmode)"  # noqa: S105
+# How an API server refuses to grow a PVC: 403 (StorageClass without allowVolumeExpansion,
+# or a statically provisioned volume) or 422 (the claim cannot change that way).
+RESIZE_REFUSED = frozenset({403, 422})
 
 
 async def reconcile(
@@ -31,6 +35,7 @@ async def reconcile(
     problems: list[Problem] = []
     store = await check_inputs(client, store, problems)
     report, rejected = await reconcile_children(client, store, problems)
+    await reconcile_storage(client, store, report, problems)
     observed = await observe(client, store, report, problems)
     previous = body.get("status") or {}
     now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -67,6 +72,50 @@ async def reconcile_children(
             Problem("ChildRejected", f"The API server rejected {exc.child}: {exc.detail}")
         )
         return kube.ApplyReport(), verdict
+
+
+async def reconcile_storage(
+    client: kube.Kube, store: Bookstore, report: kube.ApplyReport, problems: list[Problem]
+) -> None:
+    """Grow each existing data PVC to spec.database.storage (claim templates are immutable).
+
+    A refused resize (the StorageClass does not allow expansion: 403/422) is a Degraded
+    problem, not an error: everything else is reconciled, and every resync tries again.
+    """
+    statefulset = report.live.get(workload_keys(store)["database"])
+    if statefulset is None or store.spec.database.is_external:
+        return
+    for ordinal in range(int((statefulset.get("spec") or {}).get("replicas", 1))):
+        name = builders.postgres_claim_name(store, ordinal)
+        claim = await client.get("v1", "PersistentVolumeClaim", store.namespace, name)
+        growth = None if claim is None else builders.build_claim_growth(store, claim)
+        if growth is None:
+            continue
+        what = f"PersistentVolumeClaim/{name}"
+        report.drifted.append(what)
+        if store.spec.paused:
+            continue
+        try:
+            await client.merge_patch("v1", "PersistentVolumeClaim", store.namespace, name, growth)
+        except ApiException as exc:
+            refusal = ChildWriteError(what, exc)
+            if exc.status not in RESIZE_REFUSED:
+                raise refusal from exc
+            advice = resize_advice(store, claim or {}, refusal)
+            problems.append(Problem("StorageResizeRefused", advice, "Degraded"))
+            continue
+        report.updated.append(what)
+
+
+def resize_advice(store: Bookstore, claim: Mapping[str, Any], refusal: ChildWriteError) -> str:
+    """What the user can do when the API server will not grow the data volume."""
+    storage_class = (claim.get("spec") or {}).get("storageClassName") or "(the cluster default)"
+    return (
+        f"Growing {refusal.child} to {store.spec.database.storage} (spec.database.storage)"
+        f" was refused: {refusal.detail}. Allow volume expansion on StorageClass"
+        f" {storage_class} (allowVolumeExpansion: true) or grow the volume by hand; the"
+        " operator retries on every resync"
+    )
 
 
 async def observe(

@@ -15,6 +15,7 @@ from bookstore_operator.builders.common import (
     labels,
     selector_labels,
 )
+from bookstore_operator.builders.database import build_claim_growth, postgres_claim_name
 from bookstore_operator.builders.secrets import build_api_key_secret, build_database_secret
 
 __all__ = [
@@ -30,8 +31,10 @@ __all__ = [
     "ChildKey",
     "build_api_key_secret",
     "build_children",
+    "build_claim_growth",
     "build_database_secret",
     "instance_labels",
     "labels",
+    "postgres_claim_name",
     "selector_labels",
 ]

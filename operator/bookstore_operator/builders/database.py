@@ -1,6 +1,9 @@
-"""The in-cluster PostgreSQL: StatefulSet, headless Service and the bootstrap ConfigMap."""
+"""The in-cluster PostgreSQL: StatefulSet, headless Service, bootstrap ConfigMap, volume growth."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
 
 from bookstore_operator.builders.common import (
     CATALOG_PASSWORD_KEY,
@@ -18,10 +21,12 @@ from bookstore_operator.builders.common import (
     selector_labels,
     version_label,
 )
-from bookstore_operator.builders.quantity import canonical_quantity
+from bookstore_operator.builders.quantity import canonical_quantity, parse_quantity
 from bookstore_operator.models import Bookstore
 
 DATA_DIR = "/var/lib/postgresql/data"
+# The claim template's name: the StatefulSet controller names pod i's claim `data-<sts>-<i>`.
+DATA_VOLUME = "data"
 INIT_SCRIPT = "10-bookstore-databases.sh"
 
 # Runs once, from /docker-entrypoint-initdb.d, on an empty data directory; written to be
@@ -124,7 +129,7 @@ def _postgres_container(store: Bookstore) -> Manifest:
         "resources": resources(store.spec.database.resources, DEFAULT_DATABASE_RESOURCES),
         "securityContext": container_security_context(),
         "volumeMounts": [
-            {"name": "data", "mountPath": DATA_DIR},
+            {"name": DATA_VOLUME, "mountPath": DATA_DIR},
             {"name": "run", "mountPath": "/var/run/postgresql"},
             {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108 - an emptyDir
             {"name": "init", "mountPath": "/docker-entrypoint-initdb.d", "readOnly": True},
@@ -139,7 +144,26 @@ def _volume_claim(store: Bookstore) -> Manifest:
     }
     if store.spec.database.storage_class_name:
         spec["storageClassName"] = store.spec.database.storage_class_name
-    return {"metadata": {"name": "data", "labels": labels(store, "database")}, "spec": spec}
+    return {"metadata": {"name": DATA_VOLUME, "labels": labels(store, "database")}, "spec": spec}
+
+
+def postgres_claim_name(store: Bookstore, ordinal: int) -> str:
+    """`data-<name>-postgres-<i>`: the PVC the StatefulSet controller made for pod i."""
+    return f"{DATA_VOLUME}-{store.child_name('postgres')}-{ordinal}"
+
+
+def build_claim_growth(store: Bookstore, claim: Mapping[str, Any]) -> Manifest | None:
+    """The merge patch growing a live data PVC to spec.database.storage; None if it has as much.
+
+    Claim templates are immutable once the StatefulSet exists, so a larger spec is applied to
+    each existing PVC instead. Quantities compare by value ("10240Mi" is "10Gi"), and a PVC
+    that requests more than the spec is left alone: a volume never shrinks.
+    """
+    requests = (claim.get("spec") or {}).get("resources", {}).get("requests") or {}
+    wanted = canonical_quantity(store.spec.database.storage)
+    if "storage" in requests and parse_quantity(requests["storage"]) >= parse_quantity(wanted):
+        return None
+    return {"spec": {"resources": {"requests": {"storage": wanted}}}}
 
 
 def build_postgres_stateful_set(store: Bookstore) -> Manifest | None:

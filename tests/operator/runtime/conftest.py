@@ -26,6 +26,7 @@ from tests.operator.runtime.emulator import Emulator  # noqa: E402
 
 NAMESPACE = "shop"
 BOOKSTORES = f"/apis/bookstore.dev/v1alpha1/namespaces/{NAMESPACE}/bookstores"
+CLAIMS = f"/api/v1/namespaces/{NAMESPACE}/persistentvolumeclaims"
 TIMEOUT = 30.0
 
 
@@ -199,6 +200,23 @@ def condition(store: dict[str, Any], kind: str) -> dict[str, Any]:
     return {}
 
 
+async def create_claims(emulator: Emulator, statefulset: dict[str, Any]) -> None:
+    """Play the StatefulSet controller: one PVC per pod and claim template, made once."""
+    spec, owner = statefulset["spec"], statefulset["metadata"]["name"]
+    for template in spec.get("volumeClaimTemplates") or []:
+        for ordinal in range(spec.get("replicas", 1)):
+            claim = f"{template['metadata']['name']}-{owner}-{ordinal}"
+            if emulator.live("v1/persistentvolumeclaims", NAMESPACE, claim) is not None:
+                continue
+            body = {
+                "apiVersion": "v1",
+                "kind": "PersistentVolumeClaim",
+                "metadata": {"name": claim, "labels": template["metadata"].get("labels", {})},
+                "spec": template["spec"],
+            }
+            await api(emulator, "POST", CLAIMS, body)
+
+
 async def mark_workloads_ready(emulator: Emulator, name: str, *, database: bool = True) -> None:
     """Play the Deployment and StatefulSet controllers: every workload rolled out and ready."""
     expected = [("deployments", f"{name}-catalog"), ("deployments", f"{name}-orders")]
@@ -211,6 +229,8 @@ async def mark_workloads_ready(emulator: Emulator, name: str, *, database: bool 
         for obj in emulator.live_items(f"apps/v1/{plural}"):
             if obj["metadata"]["labels"].get("app.kubernetes.io/instance") != name:
                 continue
+            if plural == "statefulsets":
+                await create_claims(emulator, obj)
             replicas = obj["spec"].get("replicas", 2)
             status = {
                 "observedGeneration": obj["metadata"]["generation"],

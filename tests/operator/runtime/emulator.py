@@ -4,7 +4,9 @@ kmock 0.8 stores objects as plain dicts. This subclass adds what kopf and the op
 on: uid/creationTimestamp/resourceVersion/generateName on create, a resourceVersion that
 moves on every change (409 on a stale one), `metadata.generation` bumped on spec changes,
 status written only through the /status subresource, JSON patch (422 on a failed `test`),
-RFC 7386 merge patch (lists replaced), no-op patches that change nothing, real list
+RFC 7386 merge patch (lists replaced), no-op patches that change nothing, 422 on a change
+the real API server forbids (a StatefulSet's volumeClaimTemplates, selector or serviceName,
+a Deployment's selector, a PVC's spec other than a growing storage request), real list
 resourceVersions and watches that honour `?resourceVersion=` (objects changed since that
 version are replayed as MODIFIED; deletions in that short window are not replayed).
 """
@@ -17,6 +19,7 @@ import itertools
 import json
 import uuid
 from collections.abc import AsyncIterator, Mapping
+from decimal import Decimal
 from typing import Any
 
 import aiohttp.web
@@ -25,6 +28,7 @@ import jsonpatch
 import jsonpointer
 import kmock
 from kmock._internal import enums, rendering
+from kubernetes.utils.quantity import parse_quantity
 
 # (group/version/plural, kind, namespaced, subresources)
 RESOURCES: list[tuple[str, str, bool, tuple[str, ...]]] = [
@@ -34,6 +38,7 @@ RESOURCES: list[tuple[str, str, bool, tuple[str, ...]]] = [
     ("v1/secrets", "Secret", True, ()),
     ("v1/configmaps", "ConfigMap", True, ()),
     ("v1/services", "Service", True, ("status",)),
+    ("v1/persistentvolumeclaims", "PersistentVolumeClaim", True, ("status",)),
     ("apps/v1/deployments", "Deployment", True, ("status",)),
     ("apps/v1/statefulsets", "StatefulSet", True, ("status",)),
     ("autoscaling/v2/horizontalpodautoscalers", "HorizontalPodAutoscaler", True, ("status",)),
@@ -43,6 +48,11 @@ RESOURCES: list[tuple[str, str, bool, tuple[str, ...]]] = [
     ("kopf.dev/v1/clusterkopfpeerings", "ClusterKopfPeering", False, ()),
     ("kopf.dev/v1/kopfpeerings", "KopfPeering", True, ()),
 ]
+# plural -> spec fields a real API server refuses (422) to change once the object exists.
+IMMUTABLE_SPEC: dict[str, tuple[str, ...]] = {
+    "statefulsets": ("volumeClaimTemplates", "selector", "serviceName"),
+    "deployments": ("selector",),
+}
 VERBS = ("get", "list", "watch", "create", "patch", "update", "delete")
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
@@ -208,6 +218,8 @@ class Emulator(kmock.KubernetesEmulator):
                 new["metadata"][field] = old["metadata"][field]
         if new == old:
             return old
+        if not on_status:
+            _refuse_immutable_changes(request.resource.plural or "", old, new)
         if _spec_of(new) != _spec_of(old):
             new["metadata"]["generation"] = old["metadata"].get("generation", 1) + 1
         self._bump(new)
@@ -289,6 +301,40 @@ class Emulator(kmock.KubernetesEmulator):
             and request.namespace in (None, namespace)
             and request.name in (None, name)
         ]
+
+
+def _refuse_immutable_changes(plural: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
+    """422, as the real API server's validation answers, for a change it never allows."""
+    old_spec, new_spec = old.get("spec") or {}, new.get("spec") or {}
+    name = f'{old.get("kind", plural)} "{old["metadata"]["name"]}"'
+    changed = [f for f in IMMUTABLE_SPEC.get(plural, ()) if old_spec.get(f) != new_spec.get(f)]
+    if changed:
+        raise kmock.KubernetesError(
+            status=422,
+            reason="Invalid",
+            message=f"{name} is invalid: spec.{changed[0]}: Forbidden: field is immutable",
+        )
+    if plural != "persistentvolumeclaims":
+        return
+    old_size, new_size = _storage_request(old_spec), _storage_request(new_spec)
+    if _without_requests(old_spec) != _without_requests(new_spec):
+        message = "spec is immutable after creation except resources.requests"
+    elif new_size < old_size:
+        message = "spec.resources.requests.storage: field can not be less than previous value"
+    else:
+        return
+    raise kmock.KubernetesError(
+        status=422, reason="Invalid", message=f"{name} is invalid: Forbidden: {message}"
+    )
+
+
+def _storage_request(spec: Mapping[str, Any]) -> Decimal:
+    return parse_quantity(spec.get("resources", {}).get("requests", {}).get("storage", "0"))
+
+
+def _without_requests(spec: Mapping[str, Any]) -> dict[str, Any]:
+    resources = {k: v for k, v in (spec.get("resources") or {}).items() if k != "requests"}
+    return {**spec, "resources": resources}
 
 
 def _spec_of(obj: Mapping[str, Any]) -> dict[str, Any]:

@@ -44,6 +44,12 @@ def path_of(plural: str, name: str) -> str:
     return f"{prefix}/namespaces/{NAMESPACE}/{plural.rsplit('/', 1)[1]}/{name}"
 
 
+def data_claim_storage(emulator: Emulator) -> str | None:
+    """The storage the database's PVC requests (None when there is no such PVC)."""
+    claim = emulator.live("v1/persistentvolumeclaims", NAMESPACE, "data-downtown-postgres-0")
+    return None if claim is None else str(claim["spec"]["resources"]["requests"]["storage"])
+
+
 @pytest.mark.parametrize("example", sorted(EXAMPLES))
 async def test_example_applies_and_becomes_ready(
     emulator: Emulator, operator: Operator, example: str
@@ -76,7 +82,7 @@ def test_examples_exist() -> None:
 async def test_cluster_role_allows_every_request_and_nothing_unused(
     emulator: Emulator, operator: Operator
 ) -> None:
-    """Drive every kind of write (create, drift repair, delete when unwanted), then compare."""
+    """Drive every kind of write (create, drift repair, growth, delete when unwanted), compare."""
     spec = {
         "ingress": {"enabled": True, "host": "shop.example"},
         "networkPolicy": {"allowFrom": [{"podSelector": {"matchLabels": {"role": "web"}}}]},
@@ -104,6 +110,11 @@ async def test_cluster_role_allows_every_request_and_nothing_unused(
         what="every hand-edited child restored",
     )
 
+    store_path = path_of("bookstore.dev/v1alpha1/bookstores", "downtown")
+    grow = {"spec": {"database": {"storage": "10Gi"}}}
+    await api(emulator, "PATCH", store_path, grow, merge=True)
+    await eventually(lambda: data_claim_storage(emulator) == "10Gi", what="the data PVC grown")
+
     await create_secret(emulator, "shop-pg", DATABASE)
     unwanted = {
         "ingress": {"enabled": False},
@@ -111,7 +122,6 @@ async def test_cluster_role_allows_every_request_and_nothing_unused(
         "catalog": {"autoscaling": {"enabled": False}},
         "database": {"external": {"secretName": "shop-pg"}},
     }
-    store_path = path_of("bookstore.dev/v1alpha1/bookstores", "downtown")
     await api(emulator, "PATCH", store_path, {"spec": unwanted}, merge=True)
     await eventually(
         lambda: (

@@ -7,7 +7,12 @@ from typing import Any
 import pydantic
 import pytest
 from bookstore_operator.builders import ChildKey, build_children
-from bookstore_operator.builders.database import BOOTSTRAP_SCRIPT, INIT_SCRIPT
+from bookstore_operator.builders.database import (
+    BOOTSTRAP_SCRIPT,
+    INIT_SCRIPT,
+    build_claim_growth,
+    postgres_claim_name,
+)
 from bookstore_operator.models import ExternalDatabaseFacts
 
 from tests.operator.unit.stores import EXTERNAL, FACTS, bookstore_body, parse_store, store_for
@@ -136,3 +141,36 @@ def test_external_database_facts_default_to_postgres_prefer_5432() -> None:
     assert ExternalDatabaseFacts.model_validate({}) == ExternalDatabaseFacts(
         database="postgres", sslmode="prefer", port="5432"
     )
+
+
+def test_claim_name_is_the_one_the_stateful_set_controller_gives_pod_zero() -> None:
+    store = store_for("defaults")
+    spec = stateful_set("defaults")["spec"]
+    [template] = spec["volumeClaimTemplates"]
+    expected = f"{template['metadata']['name']}-{spec['serviceName']}-0"
+    assert postgres_claim_name(store, 0) == expected == "data-downtown-postgres-0"
+
+
+def claim_requesting(storage: str) -> dict[str, Any]:
+    return {"spec": {"resources": {"requests": {"storage": storage}}}}
+
+
+@pytest.mark.parametrize(
+    ("wanted", "requested", "grown_to"),
+    [
+        ("10Gi", "5Gi", "10Gi"),
+        ("1.5Gi", "1Gi", "1536Mi"),  # sent in the API server's canonical spelling
+        ("10G", "9Gi", "10G"),  # 10e9 bytes is more than 9 * 2**30
+        ("5Gi", "5Gi", None),
+        ("5120Mi", "5Gi", None),  # same size, other spelling
+        ("5Gi", "10Gi", None),  # a volume never shrinks
+        ("9Gi", "10G", None),
+    ],
+)
+def test_claim_grows_only_when_the_spec_asks_for_more_than_it_requests(
+    wanted: str, requested: str, grown_to: str | None
+) -> None:
+    store = parse_store(bookstore_body({"database": {"storage": wanted}}))
+    growth = build_claim_growth(store, claim_requesting(requested))
+    expected = None if grown_to is None else claim_requesting(grown_to)
+    assert growth == expected
