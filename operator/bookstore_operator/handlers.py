@@ -7,7 +7,8 @@ Deletion needs no handler: children carry a controller ownerReference, so the ga
 collector deletes them with the Bookstore (the StatefulSet's PVC retention policy follows
 spec.database.deletionPolicy). The only finalizer is the one kopf puts on for the timer
 (`bookstore.dev/finalizer`), so that it can stop the timer before the object goes; kopf
-removes it at once. A hand-made resync loop would avoid it, but would ignore peering.
+removes it once the timer stops (within seconds). A hand-made resync loop would avoid it,
+but would ignore peering.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ CHILDREN = (
     ("networking.k8s.io/v1", "networkpolicies"),
     ("networking.k8s.io/v1", "ingresses"),
 )
+TIMER_STOP_POLL_SECONDS = 2.0
 # Read once at import: kopf fixes a timer's interval when the handler is registered.
 RESYNC_SECONDS = OperatorSettings().resync_seconds
 
@@ -50,6 +52,9 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         prefix=API_GROUP, key="last-handled-configuration"
     )
     settings.persistence.finalizer = f"{API_GROUP}/finalizer"
+    # A deleted Bookstore goes once its resync timer stops; a timer caught mid-reconcile is
+    # re-checked after this many seconds (kopf's default, 60, kept deletions waiting a minute).
+    settings.background.cancellation_polling = TIMER_STOP_POLL_SECONDS
     # Resources are discovered once at startup: no need to list/watch CRDs and namespaces.
     settings.scanning.disabled = True
     if "operator_settings" not in memo:

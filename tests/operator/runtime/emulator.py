@@ -13,6 +13,7 @@ version are replayed as MODIFIED; deletions in that short window are not replaye
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import datetime
 import itertools
@@ -83,6 +84,8 @@ class Emulator(kmock.KubernetesEmulator):
     _with_status: set[kmock.resource] = attrs.field(factory=set, init=False)
     # (METHOD, plural) -> statuses to answer the next such requests with, instead of serving.
     faults: dict[tuple[str, str], list[int]] = attrs.field(factory=dict, init=False)
+    # (METHOD, plural) -> seconds to wait before serving such a request (a slow API server).
+    latency: dict[tuple[str, str], float] = attrs.field(factory=dict, init=False)
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
@@ -128,6 +131,10 @@ class Emulator(kmock.KubernetesEmulator):
     # --- request handling ------------------------------------------------------------------
 
     async def _handle(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
+        if request.resource is not None and request.params.get("watch") != "true":
+            await asyncio.sleep(
+                self.latency.get((request.method.value, request.resource.plural or ""), 0)
+            )
         action = request.action
         if request.resource is None or action not in {
             enums.action.CREATE,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from bookstore_operator.builders import ChildKey, build_children
@@ -11,6 +12,7 @@ from bookstore_operator.settings import OperatorSettings
 from tests.operator.runtime.conftest import (
     BOOKSTORES,
     NAMESPACE,
+    RESYNC_SECONDS,
     Operator,
     api,
     bookstore,
@@ -196,6 +198,24 @@ async def test_deleted_bookstore_releases_finalizers_and_owns_every_child(
     for child in children:
         refs = child["metadata"].get("ownerReferences") or []
         assert any(r["uid"] == uid and r["controller"] for r in refs), child["metadata"]["name"]
+
+
+async def test_bookstore_deleted_during_a_slow_resync_goes_within_seconds(
+    emulator: Emulator, operator: Operator
+) -> None:
+    await create_bookstore(emulator, "downtown")
+    await mark_workloads_ready(emulator, "downtown")
+    await wait_ready(emulator, "downtown")
+    # Every reconcile now spends 2 s in the middle (reading the data PVC): a resync is
+    # under way when the deletion comes, and kopf must wait for it before letting go.
+    emulator.latency[("GET", "persistentvolumeclaims")] = 2.0
+    await asyncio.sleep(2 * RESYNC_SECONDS)
+    await api(emulator, "DELETE", f"{BOOKSTORES}/downtown")
+    await eventually(
+        lambda: emulator.live("bookstore.dev/v1alpha1/bookstores", NAMESPACE, "downtown") is None,
+        within=15,  # kopf's default re-check of a timer that did not stop at once is 60 s
+        what="the Bookstore to be gone (finalizers released)",
+    )
 
 
 async def test_events_on_the_bookstore_explain_what_the_operator_did(
