@@ -2,26 +2,62 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+
 from bookstore_common.app import create_service_app
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bookstore_catalog import service
 from bookstore_catalog.config import CatalogSettings
 from bookstore_catalog.routes import router
 
 VERSION = "0.1.0"
 
+log = logging.getLogger(__name__)
+
 
 def create_app(settings: CatalogSettings) -> FastAPI:
     """Build the catalog app; its API is served at `/` and, for the Ingress, at `/catalog`."""
+
+    @asynccontextmanager
+    async def purge_lifespan(app: FastAPI) -> AsyncIterator[None]:
+        purger = asyncio.create_task(purge_released_periodically(app.state.engine, settings))
+        try:
+            yield
+        finally:
+            purger.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await purger
+
     app = create_service_app(
         settings,
         title="Bookstore catalog",
         version=VERSION,
         description="Books and their stock. Writes need `X-API-Key`; reads are public.",
+        lifespan=purge_lifespan,
     )
     app.include_router(router)
     app.include_router(router, prefix="/catalog", include_in_schema=False)
     return app
+
+
+async def purge_released_periodically(engine: AsyncEngine, settings: CatalogSettings) -> None:
+    """Per-worker upkeep: forget released reservations (tombstones) past their retention."""
+    retention = timedelta(hours=settings.released_retention_hours)
+    while True:
+        await asyncio.sleep(settings.released_purge_interval)
+        try:
+            purged = await service.purge_released(engine, retention)
+        except Exception:
+            log.exception("purging released reservations failed")
+        else:
+            log.info("purged released reservations", extra={"purged": purged})
 
 
 def create_app_from_env() -> FastAPI:

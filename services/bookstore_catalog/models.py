@@ -9,6 +9,7 @@ from sqlalchemy import (
     CheckConstraint,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     Numeric,
@@ -32,6 +33,7 @@ TITLE_MAX = 300
 AUTHOR_MAX = 200
 DESCRIPTION_MAX = 5000
 QUANTITY_MAX = 1_000_000
+REFERENCE_MAX = 255
 
 
 class Base(DeclarativeBase):
@@ -62,15 +64,37 @@ class Book(Base):
 
 
 class Reservation(Base):
-    """Copies taken out of a book's stock until released (e.g. by an order's cancel)."""
+    """Copies taken out of a book's stock until released (e.g. by an order's cancel).
+
+    `reference` is the caller's Idempotency-Key: unique, so a retried POST finds its
+    reservation instead of taking stock twice. A released row stays as a tombstone
+    (`released_at` set) so a late POST with its reference takes nothing; a release by a
+    reference never reserved leaves a bare tombstone (no book, quantity 0). Tombstones
+    are purged after a retention period.
+    """
 
     __tablename__ = "reservations"
     __table_args__ = (
-        CheckConstraint("quantity > 0", name="quantity_positive"),
+        CheckConstraint("quantity >= 0", name="quantity_not_negative"),
+        CheckConstraint(
+            "released_at IS NOT NULL OR (book_id IS NOT NULL AND quantity > 0)",
+            name="active_holds_stock",
+        ),
+        Index(
+            "ix_reservations_released_at",
+            "released_at",
+            postgresql_where="released_at IS NOT NULL",
+            sqlite_where="released_at IS NOT NULL",
+        ),
         {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    book_id: Mapped[int] = mapped_column(ForeignKey("books.id", ondelete="RESTRICT"), index=True)
+    book_id: Mapped[int | None] = mapped_column(
+        ForeignKey("books.id", ondelete="RESTRICT"), index=True
+    )
     quantity: Mapped[int] = mapped_column(Integer)
+    reference: Mapped[str | None] = mapped_column(String(REFERENCE_MAX), unique=True)
+    unit_price: Mapped[Decimal | None] = mapped_column(Numeric(10, 2))
+    released_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

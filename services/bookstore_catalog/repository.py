@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -14,7 +16,9 @@ import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy import (
     ColumnElement,
     Integer,
+    Numeric,
     RowMapping,
+    String,
     bindparam,
     delete,
     func,
@@ -23,6 +27,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
@@ -52,6 +57,7 @@ _SELECT_BOOK_ASYNCPG = str(
 # Stock statements, built once (they run on every order).
 _BOOK_ID = bindparam("book_id", type_=Integer)
 _QUANTITY = bindparam("quantity", type_=Integer)
+_REFERENCE = bindparam("key", type_=String)
 _TAKE_STOCK = (
     update(Book)
     .where(Book.id == _BOOK_ID, Book.quantity >= _QUANTITY)
@@ -59,35 +65,102 @@ _TAKE_STOCK = (
     .returning(Book.id, Book.price)
 )
 _INSERT_RESERVATION = (
-    insert(Reservation).values(book_id=_BOOK_ID, quantity=_QUANTITY).returning(Reservation.id)
+    insert(Reservation)
+    .values(
+        book_id=_BOOK_ID,
+        quantity=_QUANTITY,
+        reference=_REFERENCE,
+        unit_price=bindparam("unit_price", type_=Numeric(10, 2)),
+    )
+    .returning(Reservation.id)
 )
 _TAKEN = _TAKE_STOCK.cte("taken")
 _MADE = (
     insert(Reservation)
-    .from_select(["book_id", "quantity"], select(_TAKEN.c.id, _QUANTITY))
-    .returning(Reservation.id, Reservation.book_id)
+    .from_select(
+        ["book_id", "quantity", "reference", "unit_price"],
+        select(_TAKEN.c.id, _QUANTITY, _REFERENCE, _TAKEN.c.price),
+    )
+    .returning(Reservation.id, Reservation.unit_price)
     .cte("made")
 )
-_RESERVE = select(_MADE.c.id, _TAKEN.c.price).join_from(
-    _MADE, _TAKEN, _MADE.c.book_id == _TAKEN.c.id
-)
-_DELETE_RESERVATION = (
-    delete(Reservation)
-    .where(Reservation.id == bindparam("reservation_id", type_=Integer))
-    .returning(Reservation.book_id, Reservation.quantity)
-)
+_RESERVE = select(_MADE.c.id, _MADE.c.unit_price.label("price"))
+_FIND_BY_REFERENCE = select(
+    Reservation.id,
+    Reservation.book_id,
+    Reservation.quantity,
+    Reservation.unit_price,
+    Reservation.released_at,
+).where(Reservation.reference == _REFERENCE)
 _GIVE_BACK = (
     update(Book)
     .where(Book.id == _BOOK_ID)
     .values(quantity=Book.quantity + _QUANTITY, updated_at=func.now())
 )
-_RELEASED = _DELETE_RESERVATION.cte("released")
-_RELEASE = (
-    update(Book)
-    .where(Book.id == _RELEASED.c.book_id)
-    .values(quantity=Book.quantity + _RELEASED.c.quantity, updated_at=func.now())
-    .returning(Book.id)
+# Releasing marks the row (a tombstone keeps its reference); only an active row matches,
+# and the row lock makes concurrent releases see each other: stock comes back once.
+_MARK_RELEASED = (
+    update(Reservation)
+    .where(
+        Reservation.id == bindparam("reservation_id", type_=Integer),
+        Reservation.released_at.is_(None),
+    )
+    .values(released_at=func.now())
+    .returning(Reservation.book_id, Reservation.quantity)
 )
+_MARK_RELEASED_BY_REFERENCE = (
+    update(Reservation)
+    .where(Reservation.reference == _REFERENCE, Reservation.released_at.is_(None))
+    .values(released_at=func.now())
+    .returning(Reservation.book_id, Reservation.quantity)
+)
+_INSERT_TOMBSTONE = insert(Reservation).values(
+    reference=_REFERENCE, quantity=0, released_at=func.now()
+)
+# By reference in ONE statement: a tombstone when the reference is new, else release the
+# row if still active. ON CONFLICT waits for a concurrent POST of the same reference, so
+# either the POST sees the tombstone (409) or this sees and releases its reservation.
+_TOMBSTONE_OR_RELEASE = (
+    postgresql.insert(Reservation)
+    .values(reference=_REFERENCE, quantity=0, released_at=func.now())
+    .on_conflict_do_update(
+        index_elements=[Reservation.reference],
+        set_={"released_at": func.now()},
+        where=Reservation.released_at.is_(None),
+    )
+    .returning(Reservation.book_id, Reservation.quantity)
+)
+
+
+def _give_back_from(released: Any) -> Any:
+    """One statement: a data-modifying CTE marks the reservation, this returns its stock."""
+    cte = released.cte("released")
+    return (
+        update(Book)
+        .where(Book.id == cte.c.book_id)
+        .values(quantity=Book.quantity + cte.c.quantity, updated_at=func.now())
+        .returning(Book.id)
+    )
+
+
+_RELEASE = _give_back_from(_MARK_RELEASED)
+_RELEASE_BY_REFERENCE = _give_back_from(_TOMBSTONE_OR_RELEASE)
+_PURGE_BATCH = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class StoredReservation:
+    """A reservation found by its reference (active, or a released tombstone)."""
+
+    id: int
+    book_id: int | None
+    quantity: int
+    unit_price: Decimal | None
+    released: bool
+
+
+class DuplicateReferenceError(Exception):
+    """Another request stored a reservation with this reference first (unique index)."""
 
 
 class DuplicateIsbnError(Exception):
@@ -102,6 +175,12 @@ def _contains(value: str) -> str:
     """A LIKE pattern matching `value` anywhere, with LIKE wildcards escaped."""
     escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
+
+
+def _is_reference_violation(exc: IntegrityError) -> bool:
+    """Whether the error is the reservation reference's unique index (either database)."""
+    text = str(exc.orig).lower()
+    return "uq_reservations_reference" in text or "reservations.reference" in text
 
 
 def _is_unique_violation(exc: IntegrityError) -> bool:
@@ -224,7 +303,15 @@ async def update_book(
 
 
 async def delete_book(session: AsyncSession, book_id: int) -> bool:
-    """Delete a book; False when it does not exist, BookInUseError when it has reservations."""
+    """Delete a book; False when it does not exist, BookInUseError when it has reservations.
+
+    Released reservations (tombstones) of the book go with it; active ones block it.
+    """
+    await session.execute(
+        delete(Reservation).where(
+            Reservation.book_id == book_id, Reservation.released_at.is_not(None)
+        )
+    )
     try:
         result = await session.execute(delete(Book).where(Book.id == book_id).returning(Book.id))
         return result.first() is not None
@@ -249,38 +336,101 @@ async def _stock_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnecti
 
 
 async def reserve_stock(
-    engine: AsyncEngine, book_id: int, quantity: int
+    engine: AsyncEngine, book_id: int, quantity: int, reference: str | None = None
 ) -> tuple[int, Decimal] | None:
     """Take `quantity` copies and record a reservation: (reservation id, unit price).
 
     None when the book has fewer copies (or does not exist); nothing is taken then. One
     conditional UPDATE takes the stock: the row lock serializes concurrent takers and
     `quantity >= n` is re-checked on the locked row, so stock never goes negative.
+    DuplicateReferenceError when `reference` is already stored: nothing is taken (on
+    PostgreSQL the unique index fails the one statement, its stock take included).
     """
-    params = {"book_id": book_id, "quantity": quantity}
-    async with _stock_transaction(engine) as connection:
-        if connection.dialect.name == "postgresql":
-            row = (await connection.execute(_RESERVE, params)).first()
-            return None if row is None else (int(row.id), row.price)
-        taken = (await connection.execute(_TAKE_STOCK, params)).first()
-        if taken is None:
-            return None
-        reservation_id = (await connection.execute(_INSERT_RESERVATION, params)).scalar_one()
-        return int(reservation_id), taken.price
+    params = {"book_id": book_id, "quantity": quantity, "key": reference}
+    try:
+        async with _stock_transaction(engine) as connection:
+            if connection.dialect.name == "postgresql":
+                row = (await connection.execute(_RESERVE, params)).first()
+                return None if row is None else (int(row.id), row.price)
+            known = reference is not None and await connection.scalar(_FIND_BY_REFERENCE, params)
+            if known:
+                raise DuplicateReferenceError
+            taken = (await connection.execute(_TAKE_STOCK, params)).first()
+            if taken is None:
+                return None
+            insert_params = params | {"unit_price": taken.price}
+            reservation_id = (
+                await connection.execute(_INSERT_RESERVATION, insert_params)
+            ).scalar_one()
+            return int(reservation_id), taken.price
+    except IntegrityError as exc:
+        if _is_reference_violation(exc):
+            raise DuplicateReferenceError from exc
+        raise
+
+
+async def find_reservation(engine: AsyncEngine, reference: str) -> StoredReservation | None:
+    """The reservation (or tombstone) stored under `reference`, if any."""
+    async with engine.connect() as connection:
+        row = (await connection.execute(_FIND_BY_REFERENCE, {"key": reference})).first()
+    if row is None:
+        return None
+    return StoredReservation(
+        id=int(row.id),
+        book_id=row.book_id,
+        quantity=int(row.quantity),
+        unit_price=row.unit_price,
+        released=row.released_at is not None,
+    )
 
 
 async def release_reservation(engine: AsyncEngine, reservation_id: int) -> bool:
-    """Delete a reservation and give its copies back; False when it was already gone.
+    """Mark a reservation released and give its copies back; False when already released.
 
-    DELETE ... RETURNING hands the row to exactly one caller, so concurrent releases give
-    the stock back once; the UPDATE runs in the same statement (PostgreSQL) or transaction.
+    Only an active row matches the UPDATE and its row lock orders concurrent releases, so
+    the stock comes back exactly once; the row stays (with its reference) as a tombstone.
     """
     params = {"reservation_id": reservation_id}
     async with _stock_transaction(engine) as connection:
         if connection.dialect.name == "postgresql":
             return (await connection.execute(_RELEASE, params)).first() is not None
-        row = (await connection.execute(_DELETE_RESERVATION, params)).first()
-        if row is None:
-            return False
-        await connection.execute(_GIVE_BACK, {"book_id": row.book_id, "quantity": row.quantity})
-        return True
+        row = (await connection.execute(_MARK_RELEASED, params)).first()
+        return await _give_back(connection, row)
+
+
+async def release_by_reference(engine: AsyncEngine, reference: str) -> bool:
+    """Release the reservation stored under `reference`; True when stock came back.
+
+    A reference never reserved gets a tombstone (so a late POST with it takes nothing);
+    one already released stays as it is.
+    """
+    params = {"key": reference}
+    async with _stock_transaction(engine) as connection:
+        if connection.dialect.name == "postgresql":
+            return (await connection.execute(_RELEASE_BY_REFERENCE, params)).first() is not None
+        row = (await connection.execute(_MARK_RELEASED_BY_REFERENCE, params)).first()
+        if row is None and (await connection.execute(_FIND_BY_REFERENCE, params)).first() is None:
+            await connection.execute(_INSERT_TOMBSTONE, params)
+        return await _give_back(connection, row)
+
+
+async def _give_back(connection: AsyncConnection, released: Any) -> bool:
+    """SQLite path: return a released row's copies to its book (False for no row)."""
+    if released is None or released.book_id is None:
+        return False
+    params = {"book_id": released.book_id, "quantity": released.quantity}
+    await connection.execute(_GIVE_BACK, params)
+    return True
+
+
+async def purge_released_before(engine: AsyncEngine, cutoff: datetime) -> int:
+    """Delete up to a batch of reservations released before `cutoff`; return how many."""
+    oldest = (
+        select(Reservation.id)
+        .where(Reservation.released_at < cutoff)
+        .order_by(Reservation.released_at)
+        .limit(_PURGE_BATCH)
+    )
+    async with engine.begin() as connection:
+        result = await connection.execute(delete(Reservation).where(Reservation.id.in_(oldest)))
+    return int(result.rowcount)

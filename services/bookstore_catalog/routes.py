@@ -8,9 +8,10 @@ from typing import Annotated, Any
 from bookstore_common.db import AutocommitEngineDep, SessionDep
 from bookstore_common.problems import PROBLEM_CONTENT_TYPE
 from bookstore_common.security import ApiKeyDep
-from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
 
 from bookstore_catalog import service
+from bookstore_catalog.models import REFERENCE_MAX
 from bookstore_catalog.schemas import (
     PRICE_MAX,
     BookCreate,
@@ -27,6 +28,25 @@ INT32_MAX = 2_147_483_647
 
 BookId = Annotated[int, Path(ge=1, le=INT32_MAX, description="book id")]
 ReservationId = Annotated[int, Path(ge=1, le=INT32_MAX, description="reservation id")]
+Reference = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=REFERENCE_MAX,
+        pattern=r"^[\x21-\x7e]+$",
+        description="the Idempotency-Key the reservation was made with",
+    ),
+]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        min_length=1,
+        max_length=REFERENCE_MAX,
+        pattern=r"^[\x21-\x7e]+$",
+        description="A retry with the same key returns the same reservation, never takes "
+        "stock twice; after the key was released the answer is 409.",
+    ),
+]
 SearchText = Annotated[StorableText | None, Query(max_length=300)]
 PriceBound = Annotated[Decimal | None, Query(ge=0, le=PRICE_MAX)]
 
@@ -108,10 +128,36 @@ async def delete_book(session: SessionDep, book_id: BookId) -> None:
     responses=_problems(401, 404, 409),
 )
 async def reserve(
-    engine: AutocommitEngineDep, book_id: BookId, reservation: ReservationCreate
+    engine: AutocommitEngineDep,
+    book_id: BookId,
+    reservation: ReservationCreate,
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
 ) -> ReservationRead:
-    """Take copies out of stock atomically; 409 when not enough are left."""
-    return await service.reserve(engine, book_id, reservation.quantity)
+    """Take copies out of stock atomically; 409 when not enough are left.
+
+    With an `Idempotency-Key`, a repeat answers 201 with the same reservation and
+    `Idempotent-Replayed: true`; once that key was released, 409.
+    """
+    reserved, replayed = await service.reserve(
+        engine, book_id, reservation.quantity, idempotency_key
+    )
+    if replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return reserved
+
+
+@writes.delete(
+    "/reservations/by-reference/{reference:path}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=_problems(401),
+)
+async def release_by_reference(engine: AutocommitEngineDep, reference: Reference) -> None:
+    """Give back the reservation made with this Idempotency-Key; always 204 (idempotent).
+
+    When none was made yet, a tombstone is kept so a late POST with the key takes nothing.
+    """
+    await service.release_by_reference(engine, reference)
 
 
 @writes.delete(

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bookstore_common.problems import ConflictError, NotFoundError
+from bookstore_common.problems import ConflictError, NotFoundError, UnprocessableError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from bookstore_catalog import repository
@@ -90,9 +91,22 @@ async def delete_book(session: AsyncSession, book_id: int) -> None:
         raise _book_not_found(book_id)
 
 
-async def reserve(engine: AsyncEngine, book_id: int, quantity: int) -> ReservationRead:
-    """Take `quantity` copies atomically; ConflictError when fewer are in stock."""
-    reserved = await repository.reserve_stock(engine, book_id, quantity)
+async def reserve(
+    engine: AsyncEngine, book_id: int, quantity: int, reference: str | None = None
+) -> tuple[ReservationRead, bool]:
+    """Take `quantity` copies atomically, once per reference: (reservation, replayed).
+
+    ConflictError when fewer are in stock, or when the reference was released (a late
+    retry must not take stock its caller has already given up on).
+    """
+    try:
+        reserved = await repository.reserve_stock(engine, book_id, quantity, reference)
+    except repository.DuplicateReferenceError:
+        reserved = None
+    if reserved is None and reference is not None:
+        stored = await repository.find_reservation(engine, reference)
+        if stored is not None:
+            return _replay(stored, book_id, quantity), True
     if reserved is None:
         if await repository.read_book(engine, book_id) is None:
             RESERVATIONS_REJECTED.labels("unknown_book").inc()
@@ -101,8 +115,27 @@ async def reserve(engine: AsyncEngine, book_id: int, quantity: int) -> Reservati
         raise ConflictError(f"Book {book_id} has fewer than {quantity} copies in stock.")
     reservation_id, unit_price = reserved
     RESERVATIONS_MADE.inc()
-    return ReservationRead(
+    reservation = ReservationRead(
         id=reservation_id, book_id=book_id, quantity=quantity, unit_price=unit_price
+    )
+    return reservation, False
+
+
+def _replay(stored: repository.StoredReservation, book_id: int, quantity: int) -> ReservationRead:
+    """The reservation a repeated reference names; errors when it cannot be handed out."""
+    if stored.released:
+        RESERVATIONS_REJECTED.labels("released").inc()
+        raise ConflictError(
+            "This reservation was released (its Idempotency-Key was given up on); "
+            "no stock was taken. Use a new key."
+        )
+    if stored.book_id != book_id or stored.quantity != quantity or stored.unit_price is None:
+        raise UnprocessableError(
+            "This Idempotency-Key was already used for a different reservation; "
+            "use a new key for a new reservation."
+        )
+    return ReservationRead(
+        id=stored.id, book_id=book_id, quantity=quantity, unit_price=stored.unit_price
     )
 
 
@@ -111,3 +144,18 @@ async def release(engine: AsyncEngine, reservation_id: int) -> None:
     if not await repository.release_reservation(engine, reservation_id):
         raise NotFoundError(f"Reservation {reservation_id} does not exist.")
     RESERVATIONS_RELEASED.inc()
+
+
+async def release_by_reference(engine: AsyncEngine, reference: str) -> None:
+    """Give back the stock held under `reference` (idempotent; tombstones the reference)."""
+    if await repository.release_by_reference(engine, reference):
+        RESERVATIONS_RELEASED.inc()
+
+
+async def purge_released(engine: AsyncEngine, retention: timedelta) -> int:
+    """Forget reservations released longer than `retention` ago, batch by batch."""
+    cutoff = datetime.now(UTC) - retention
+    purged = 0
+    while (batch := await repository.purge_released_before(engine, cutoff)) > 0:
+        purged += batch
+    return purged

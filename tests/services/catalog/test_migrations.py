@@ -13,9 +13,12 @@ from bookstore_catalog.__main__ import VERSION_TABLE, migrate
 from bookstore_catalog.config import CatalogSettings
 from bookstore_catalog.models import metadata
 from bookstore_catalog.sample_data import SAMPLE_BOOKS
+from bookstore_common.migrations import run_migrations
 from sqlalchemy import create_engine
 
 from tests.services.conftest import catalog_command
+
+HEAD = "0002"
 
 
 def tables_and_version(url: str) -> tuple[set[str], str]:
@@ -40,7 +43,7 @@ def test_upgrade_from_empty_creates_catalog_tables_with_own_version_table(
     migrate(CatalogSettings(database_url=url))  # a second run is a no-op
     tables, version = tables_and_version(url)
     assert tables == {"books", "reservations", "alembic_version_catalog"}
-    assert version == "0001"
+    assert version == HEAD
 
 
 def test_two_processes_migrating_at_once_both_succeed(
@@ -61,7 +64,7 @@ def test_two_processes_migrating_at_once_both_succeed(
     assert [process.returncode for process in processes] == [0, 0], outputs
     tables, version = tables_and_version(url)
     assert "books" in tables
-    assert version == "0001"
+    assert version == HEAD
     with psycopg.connect(url) as connection:
         count = connection.execute("SELECT count(*) FROM books").fetchone()
     assert count == (len(SAMPLE_BOOKS),)
@@ -91,3 +94,26 @@ def test_migrations_match_the_models(catalog_database_url: str) -> None:
     finally:
         engine.dispose()
     assert differences == []
+
+
+def test_upgrade_from_0001_keeps_held_reservations_active_without_reference(
+    make_database: Callable[[str], str],
+) -> None:
+    url = make_database("catalog_upgrade")
+    settings = CatalogSettings(database_url=url)
+    run_migrations(
+        settings, package="bookstore_catalog", version_table=VERSION_TABLE, revision="0001"
+    )
+    with psycopg.connect(url, autocommit=True) as connection:
+        connection.execute(
+            "INSERT INTO books (title, author, isbn, price, quantity) "
+            "VALUES ('Dune', 'Frank Herbert', '9780441013593', 9.99, 3)"
+        )
+        connection.execute("INSERT INTO reservations (book_id, quantity) VALUES (1, 2)")
+    migrate(settings)
+    assert tables_and_version(url)[1] == HEAD
+    with psycopg.connect(url) as connection:
+        row = connection.execute(
+            "SELECT book_id, quantity, reference, released_at FROM reservations"
+        ).fetchone()
+    assert row == (1, 2, None, None)

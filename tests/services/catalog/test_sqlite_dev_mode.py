@@ -41,3 +41,34 @@ async def test_catalog_serves_sample_books_and_reservations_from_sqlite(tmp_path
     assert released.status_code == 204
     assert again.json()["id"] != reserved.json()["id"]  # ids are never reused
     assert ready.status_code == 200
+
+
+async def test_keyed_reservations_replay_release_and_tombstone_on_sqlite(tmp_path: Path) -> None:
+    settings = CatalogSettings(
+        sqlite_path=tmp_path / "dev" / "catalog.db", api_key="dev", sample_data=True
+    )
+    migrate(settings)
+    app = create_app(settings)
+    auth = {"X-API-Key": "dev"}
+    transport = httpx.ASGITransport(app=app)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://dev") as client:
+            book = (await client.get("/books")).json()["items"][0]
+            path = f"/books/{book['id']}/reservations"
+            keyed = auth | {"Idempotency-Key": "dev-1"}
+            first = await client.post(path, json={"quantity": 1}, headers=keyed)
+            replay = await client.post(path, json={"quantity": 1}, headers=keyed)
+            released = await client.delete("/reservations/by-reference/dev-1", headers=auth)
+            late = await client.post(path, json={"quantity": 1}, headers=keyed)
+            early = await client.delete("/reservations/by-reference/dev-2", headers=auth)
+            after_early = await client.post(
+                path, json={"quantity": 1}, headers=auth | {"Idempotency-Key": "dev-2"}
+            )
+            stock = (await client.get(f"/books/{book['id']}")).json()["quantity"]
+    finally:
+        await app.state.engine.dispose()
+    assert (first.status_code, replay.status_code) == (201, 201)
+    assert replay.json()["id"] == first.json()["id"]
+    assert (released.status_code, late.status_code) == (204, 409)
+    assert (early.status_code, after_early.status_code) == (204, 409)
+    assert stock == book["quantity"]
