@@ -156,7 +156,7 @@ def render_describe() -> str:
 def _type_name(node: Mapping[str, Any]) -> str:
     if node.get("x-kubernetes-int-or-string"):
         return "IntOrString"
-    kind = node.get("type", "Object")
+    kind = str(node.get("type", "Object"))
     if kind == "array":
         return f"[]{_type_name(node.get('items', {}))}"
     return {
@@ -245,9 +245,11 @@ def apply_blocks(text: str, blocks: Mapping[str, str]) -> str:
         pattern = re.compile(
             rf"(<!-- BEGIN GENERATED: {name} -->\n).*?(<!-- END GENERATED: {name} -->)", re.S
         )
-        if not pattern.search(text):
+        found = pattern.search(text)
+        if found is None:
             raise ValueError(f"README.md has no GENERATED block named {name!r}")
-        text = pattern.sub(lambda m, b=body: f"{m.group(1)}{b}\n{m.group(2)}", text)
+        begin, end = found.groups()
+        text = f"{text[: found.start()]}{begin}{body}\n{end}{text[found.end() :]}"
     return text
 
 
