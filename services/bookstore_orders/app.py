@@ -21,9 +21,9 @@ from bookstore_orders.catalog_client import (
     build_http_session,
 )
 from bookstore_orders.circuit_breaker import CircuitBreaker
+from bookstore_orders.compensation import OrderCompensator
 from bookstore_orders.config import OrdersSettings
 from bookstore_orders.metrics import observe_circuit_state
-from bookstore_orders.releases import ReservationReleaser
 from bookstore_orders.routes import router
 from bookstore_orders.service import OrdersService
 
@@ -49,11 +49,11 @@ def create_app(settings: OrdersSettings) -> FastAPI:
             connect=settings.catalog_connect_timeout, read=settings.catalog_read_timeout
         )
         catalog = CatalogClient(http, settings.catalog_url, breaker, retry, timeouts)
-        releaser = ReservationReleaser(app.state.sessionmaker, catalog)
+        compensator = OrderCompensator(app.state.sessionmaker, catalog)
         app.state.orders_service = OrdersService(
-            app.state.sessionmaker, catalog, releaser, settings.idempotency_lease_seconds
+            app.state.sessionmaker, catalog, compensator, settings.idempotency_lease_seconds
         )
-        upkeep = asyncio.create_task(housekeeping(releaser, app.state.orders_service, settings))
+        upkeep = asyncio.create_task(housekeeping(compensator, app.state.orders_service, settings))
         try:
             yield
         finally:
@@ -74,17 +74,18 @@ def create_app(settings: OrdersSettings) -> FastAPI:
 
 
 async def housekeeping(
-    releaser: ReservationReleaser, service: OrdersService, settings: OrdersSettings
+    compensator: OrderCompensator, service: OrdersService, settings: OrdersSettings
 ) -> None:
-    """Background upkeep in every worker: retry queued releases, forget old keys."""
+    """Background upkeep in every worker: compensate stale pending orders, forget old keys."""
     retention = timedelta(hours=settings.idempotency_retention_hours)
+    grace = timedelta(seconds=settings.pending_grace_seconds)
     last_purge = time.monotonic()
     while True:
-        await asyncio.sleep(settings.release_retry_interval)
+        await asyncio.sleep(settings.pending_sweep_interval)
         try:
-            await releaser.retry_all()
+            await compensator.sweep_all(grace)
         except Exception:
-            log.exception("retrying queued reservation releases failed")
+            log.exception("sweeping stale pending orders failed")
         if time.monotonic() - last_purge < settings.idempotency_purge_interval:
             continue
         last_purge = time.monotonic()

@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 import orjson
@@ -52,6 +53,14 @@ class InsufficientStockError(CatalogError):
         self.quantity = quantity
 
 
+class ReservationReleasedError(CatalogError):
+    """Catalog already released this reference (a sweeper gave up on it): nothing taken."""
+
+    def __init__(self, reference: str) -> None:
+        super().__init__(f"reservation {reference} was released before it was made")
+        self.reference = reference
+
+
 class CatalogRejectedError(CatalogError):
     """Catalog refused a request for a reason orders cannot fix (auth, validation)."""
 
@@ -74,9 +83,9 @@ class Reservation:
 class RetryPolicy:
     """Bounded retries with full-jitter exponential backoff; none starts after the deadline.
 
-    An unreachable catalog (refused or connect timeout) is so answered within ~2 s; a slow
-    but alive catalog gets the full read timeout, because giving up on a reservation POST
-    leaves its outcome unknown.
+    An unreachable catalog (refused or connect timeout) is so answered within ~2 s. Every
+    call is idempotent (reservations carry a reference), so a timed-out attempt may be
+    retried; whatever it left behind is released by reference if the order fails.
     """
 
     attempts: int = 3
@@ -159,20 +168,27 @@ class CatalogClient:
         """The breaker guarding catalog calls (exposed for readiness and tests)."""
         return self._breaker
 
-    async def reserve(self, book_id: int, quantity: int) -> Reservation:
-        """Take `quantity` copies of a book; retried only when the request was never sent."""
+    async def reserve(self, book_id: int, quantity: int, reference: str) -> Reservation:
+        """Take `quantity` copies of a book under `reference` (catalog's Idempotency-Key).
+
+        The reference makes the POST idempotent, so a timed-out attempt is retried safely:
+        catalog answers the reservation it made, never a second one.
+        """
         response = await self._call(
             "reserve",
             "POST",
             f"/books/{book_id}/reservations",
             json={"quantity": quantity},
-            idempotent=False,
+            headers={"Idempotency-Key": reference},
+            idempotent=True,
         )
         if response.status == 201:
-            return await self._parse_or_release(response, book_id, quantity)
+            return await self._parse_or_release(response, book_id, quantity, reference)
         if response.status == 404:
             raise BookNotFoundError(book_id)
         if response.status == 409:
+            if b"reservation was released" in response.body:
+                raise ReservationReleasedError(reference)
             raise InsufficientStockError(book_id, quantity)
         raise CatalogRejectedError(response.status, response.text)
 
@@ -184,7 +200,17 @@ class CatalogClient:
         if response.status not in (200, 204, 404):
             raise CatalogRejectedError(response.status, response.text)
 
-    async def _parse_or_release(self, response: Reply, book_id: int, quantity: int) -> Reservation:
+    async def release_reference(self, reference: str) -> None:
+        """Give back what `reference` holds; catalog tombstones it, so a late POST takes
+        nothing. Idempotent (always 204), so retried."""
+        path = f"/reservations/by-reference/{quote(reference, safe='')}"
+        response = await self._call("release", "DELETE", path, idempotent=True)
+        if response.status not in (200, 204):
+            raise CatalogRejectedError(response.status, response.text)
+
+    async def _parse_or_release(
+        self, response: Reply, book_id: int, quantity: int, reference: str
+    ) -> Reservation:
         """Read a 201 body; a reservation we cannot use is given back, not leaked."""
         try:
             body = orjson.loads(response.body)
@@ -193,12 +219,13 @@ class CatalogClient:
         try:
             return _parse_reservation(body, book_id, quantity)
         except CatalogRejectedError:
-            if isinstance(body, dict) and "id" in body:
-                with contextlib.suppress(CatalogError):
-                    await self.release(str(body["id"]))
+            with contextlib.suppress(CatalogError):
+                await self.release_reference(reference)
             raise
 
-    async def _send(self, method: str, path: str, json: dict[str, Any] | None) -> Reply:
+    async def _send(
+        self, method: str, path: str, json: dict[str, Any] | None, headers: dict[str, str]
+    ) -> Reply:
         """One HTTP attempt within the connect and read timeouts."""
         timeout = aiohttp.ClientTimeout(
             total=self._timeouts.connect + self._timeouts.read,
@@ -209,7 +236,7 @@ class CatalogClient:
             method,
             self._base_url + path,
             json=json,
-            headers=propagation_headers(),
+            headers=propagation_headers() | headers,
             timeout=timeout,
         ) as response:
             return Reply(response.status, await response.read())
@@ -222,6 +249,7 @@ class CatalogClient:
         *,
         idempotent: bool,
         json: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> Reply:
         """Send one logical request: breaker, per-attempt timeouts, retries, deadline."""
         deadline = time.monotonic() + self._retry.deadline
@@ -236,7 +264,7 @@ class CatalogClient:
                 ) from exc
             started = time.perf_counter()
             try:
-                response = await self._send(method, url, json)
+                response = await self._send(method, url, json, headers or {})
             except (aiohttp.ClientError, TimeoutError) as exc:
                 self._breaker.record_failure()
                 _observe(operation, "transport_error", started)

@@ -21,6 +21,11 @@ class OrdersSettings(ServiceSettings):
     circuit_failure_threshold: int = Field(default=5, ge=1)
     circuit_reset_timeout: float = Field(default=5.0, gt=0)
     idempotency_lease_seconds: float = Field(default=60.0, gt=0)
-    release_retry_interval: float = Field(default=5.0, gt=0)
+    pending_sweep_interval: float = Field(
+        default=5.0, gt=0, description="How often each worker looks for stale pending orders."
+    )
+    pending_grace_seconds: float = Field(
+        default=30.0, gt=0, description="A pending order older than this is compensated."
+    )
     idempotency_retention_hours: float = Field(default=24.0, gt=0)
     idempotency_purge_interval: float = Field(default=3600.0, gt=0)

@@ -24,9 +24,13 @@ CATALOG_CIRCUIT_STATE = Gauge(
     "Catalog circuit breaker state: 0 closed, 1 half-open, 2 open.",
     multiprocess_mode="livemax",
 )
-RELEASES_DEFERRED = Counter(
-    "bookstore_orders_releases_deferred",
-    "Reservations a failed order could not give back at once; queued for background retry.",
+ORDERS_LEFT_PENDING = Counter(
+    "bookstore_orders_left_pending",
+    "Failed orders whose stock catalog could not take back at once; left for the sweeper.",
+)
+ORDERS_SWEPT = Counter(
+    "bookstore_orders_swept",
+    "Stale pending orders the sweeper compensated (stock released by reference, failed).",
 )
 
 

@@ -40,14 +40,23 @@ class Base(DeclarativeBase):
 
 
 class OrderStatus(enum.StrEnum):
-    """Lifecycle of an order: placed orders are confirmed until cancelled."""
+    """Lifecycle of an order: pending while its stock is reserved, then confirmed (until
+    cancelled) or failed (every reservation given back)."""
 
+    PENDING = "pending"
     CONFIRMED = "confirmed"
     CANCELLED = "cancelled"
+    FAILED = "failed"
 
 
 class Order(Base):
-    """A customer's order; it exists only with every line's stock reserved at catalog."""
+    """A customer's order: written `pending` before any stock is reserved (the intent), so
+    a sweeper can give back what a dead process reserved; confirmed with every line held.
+
+    Line `i`'s reservation at catalog is made under the reference
+    `order-<id>-<reservation_token>-<i>` (the random token keeps references unique even if
+    the orders database is ever recreated against the same catalog).
+    """
 
     __tablename__ = "orders"
     __table_args__ = (
@@ -60,6 +69,8 @@ class Order(Base):
     customer_name: Mapped[str] = mapped_column(String(200))
     customer_email: Mapped[str] = mapped_column(String(320))
     total_price: Mapped[Decimal] = mapped_column(Numeric(14, 2))
+    line_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    reservation_token: Mapped[str] = mapped_column(String(32), default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
@@ -97,13 +108,3 @@ class IdempotencyKey(Base):
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, server_default=func.now()
     )
-
-
-class PendingRelease(Base):
-    """A reservation a failed order could not give back yet; retried in the background."""
-
-    __tablename__ = "pending_releases"
-
-    reservation_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    last_error: Mapped[str] = mapped_column(Text, default="")
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -11,14 +11,7 @@ from sqlalchemy import Table, and_, delete, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bookstore_orders.models import (
-    IdempotencyKey,
-    Order,
-    OrderItem,
-    OrderStatus,
-    PendingRelease,
-    utcnow,
-)
+from bookstore_orders.models import IdempotencyKey, Order, OrderItem, OrderStatus, utcnow
 
 # Plain tables for the hot insert path (Core statements skip the ORM unit of work).
 ORDERS = cast(Table, Order.__table__)
@@ -129,45 +122,47 @@ async def mark_cancelled(session: AsyncSession, order_id: int) -> bool:
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-async def insert_order(
+async def insert_pending_order(
     session: AsyncSession,
     *,
     customer_name: str,
     customer_email: str,
-    total_price: Decimal,
+    line_count: int,
+    reservation_token: str,
     created_at: datetime,
-    items: Sequence[dict[str, Any]],
 ) -> int:
-    """Insert a confirmed order and its lines (two Core statements, no ORM); return its id."""
+    """Record the intent to place an order (status pending, no lines yet); return its id."""
     order_id = await session.scalar(
         insert(ORDERS)
         .values(
-            status=OrderStatus.CONFIRMED.value,
+            status=OrderStatus.PENDING.value,
             customer_name=customer_name,
             customer_email=customer_email,
-            total_price=total_price,
+            total_price=Decimal("0.00"),
+            line_count=line_count,
+            reservation_token=reservation_token,
             created_at=created_at,
             updated_at=created_at,
         )
         .returning(ORDERS.c.id)
     )
     assert order_id is not None
-    await session.execute(insert(ORDER_ITEMS), [{"order_id": order_id, **item} for item in items])
     return int(order_id)
 
 
-# The order and its lines in ONE statement: atomic on its own, so it needs no BEGIN/COMMIT.
-_INSERT_ORDER_WITH_LINES = text(
+# Pending -> confirmed and the lines in ONE statement: atomic on its own (no BEGIN/COMMIT
+# needed), and it confirms nothing when a sweeper already failed the order.
+_CONFIRM_WITH_LINES = text(
     """
-    WITH new_order AS (
-        INSERT INTO orders
-            (status, customer_name, customer_email, total_price, created_at, updated_at)
-        VALUES (:status, :customer_name, :customer_email, :total_price, :created_at, :created_at)
+    WITH confirmed AS (
+        UPDATE orders SET status = :confirmed, total_price = :total_price,
+            updated_at = :updated_at
+        WHERE id = :order_id AND status = :pending
         RETURNING id
     )
     INSERT INTO order_items (order_id, book_id, quantity, unit_price, reservation_id)
-    SELECT new_order.id, line.book_id, line.quantity, line.unit_price, line.reservation_id
-    FROM new_order, unnest(
+    SELECT confirmed.id, line.book_id, line.quantity, line.unit_price, line.reservation_id
+    FROM confirmed, unnest(
         CAST(:book_ids AS integer[]), CAST(:quantities AS integer[]),
         CAST(:unit_prices AS numeric[]), CAST(:reservation_ids AS varchar[])
     ) AS line (book_id, quantity, unit_price, reservation_id)
@@ -176,66 +171,60 @@ _INSERT_ORDER_WITH_LINES = text(
 )
 
 
-async def insert_order_autocommit(
+async def confirm_order(
     session: AsyncSession,
+    order_id: int,
     *,
-    customer_name: str,
-    customer_email: str,
     total_price: Decimal,
-    created_at: datetime,
     items: Sequence[dict[str, Any]],
-) -> int:
-    """PostgreSQL hot path: one round trip, no transaction; return the new order's id."""
-    await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-    result = await session.execute(
-        _INSERT_ORDER_WITH_LINES,
-        {
-            "status": OrderStatus.CONFIRMED.value,
-            "customer_name": customer_name,
-            "customer_email": customer_email,
-            "total_price": total_price,
-            "created_at": created_at,
-            "book_ids": [item["book_id"] for item in items],
-            "quantities": [item["quantity"] for item in items],
-            "unit_prices": [item["unit_price"] for item in items],
-            "reservation_ids": [item["reservation_id"] for item in items],
-        },
+) -> bool:
+    """Flip a pending order to confirmed with its lines; False when it was not pending."""
+    if session.get_bind().dialect.name == "postgresql":
+        result = await session.execute(
+            _CONFIRM_WITH_LINES,
+            {
+                "confirmed": OrderStatus.CONFIRMED.value,
+                "pending": OrderStatus.PENDING.value,
+                "order_id": order_id,
+                "total_price": total_price,
+                "updated_at": utcnow(),
+                "book_ids": [item["book_id"] for item in items],
+                "quantities": [item["quantity"] for item in items],
+                "unit_prices": [item["unit_price"] for item in items],
+                "reservation_ids": [item["reservation_id"] for item in items],
+            },
+        )
+        return result.first() is not None
+    confirmed = await session.execute(
+        update(ORDERS)
+        .where(ORDERS.c.id == order_id, ORDERS.c.status == OrderStatus.PENDING.value)
+        .values(status=OrderStatus.CONFIRMED.value, total_price=total_price, updated_at=utcnow())
     )
-    order_id = result.scalars().first()  # one row per line, all with the same order id
-    assert order_id is not None
-    return int(order_id)
+    if not confirmed.rowcount:  # type: ignore[attr-defined]
+        return False
+    await session.execute(insert(ORDER_ITEMS), [{"order_id": order_id, **item} for item in items])
+    return True
 
 
-async def add_pending_releases(
-    session: AsyncSession, reservation_ids: Sequence[str], error: str
-) -> None:
-    """Queue reservations to give back later (a reservation already queued stays once)."""
-    dialect_insert = (
-        postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    )
-    rows = [
-        {"reservation_id": rid, "last_error": error[:1000], "created_at": utcnow()}
-        for rid in reservation_ids
-    ]
+async def mark_failed(session: AsyncSession, order_ids: Sequence[int]) -> None:
+    """Mark pending orders failed (their reservations are given back)."""
     await session.execute(
-        dialect_insert(PendingRelease).on_conflict_do_nothing(index_elements=["reservation_id"]),
-        rows,
+        update(Order)
+        .where(Order.id.in_(order_ids), Order.status == OrderStatus.PENDING.value)
+        .values(status=OrderStatus.FAILED.value, updated_at=utcnow())
     )
 
 
-async def lock_pending_releases(session: AsyncSession, limit: int) -> list[str]:
-    """The oldest queued releases, locked so other workers skip them (SKIP LOCKED)."""
-    result = await session.scalars(
-        select(PendingRelease.reservation_id)
-        .order_by(PendingRelease.created_at)
+async def lock_stale_pending_orders(
+    session: AsyncSession, created_before: datetime, limit: int
+) -> list[tuple[int, str, int]]:
+    """(id, token, line count) of the oldest orders pending since before `created_before`,
+    locked so other workers and replicas skip them (SKIP LOCKED) and a late confirm waits."""
+    result = await session.execute(
+        select(Order.id, Order.reservation_token, Order.line_count)
+        .where(Order.status == OrderStatus.PENDING.value, Order.created_at < created_before)
+        .order_by(Order.id)
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
-    return list(result)
-
-
-async def delete_pending_releases(session: AsyncSession, reservation_ids: Sequence[str]) -> None:
-    """Forget queued releases that catalog has now taken back."""
-    await session.execute(
-        delete(PendingRelease).where(PendingRelease.reservation_id.in_(reservation_ids))
-    )
+    return [(int(row.id), row.reservation_token, int(row.line_count)) for row in result]

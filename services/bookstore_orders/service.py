@@ -1,10 +1,12 @@
 """Business rules of orders: the place-order saga, idempotent replays and cancellation.
 
-Placing an order reserves every line at catalog first, then writes the order, its lines
-and their reservation ids in one transaction. Any failure after a reservation was made
-releases every reservation already made, so no stock is held without an order and no
-order exists without its stock. The saga owns its transactions (it must know the order
-row is committed before it may keep the reservations), so it uses the sessionmaker.
+Placing an order first records the intent (the order row, `pending`, one autocommitted
+INSERT), then reserves every line at catalog under a reference derived from the order id,
+then confirms the order with its lines in one statement. Any failure after the intent
+releases every line by reference (see compensation.py) and marks the order failed; if
+the process dies instead, the sweeper does it. So no stock is held without an order and
+no confirmed order lacks its stock. The saga owns its transactions, so it uses the
+sessionmaker.
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import Awaitable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 import orjson
@@ -40,10 +43,15 @@ from bookstore_orders.catalog_client import (
     CatalogUnavailableError,
     InsufficientStockError,
     Reservation,
+    ReservationReleasedError,
+)
+from bookstore_orders.compensation import (
+    OrderCompensator,
+    new_reservation_token,
+    reservation_reference,
 )
 from bookstore_orders.metrics import ORDERS_CANCELLED, ORDERS_PLACED, ORDERS_REJECTED
 from bookstore_orders.models import OrderStatus, utcnow
-from bookstore_orders.releases import ReservationReleaser
 from bookstore_orders.schemas import (
     OrderCreate,
     OrderItemCreate,
@@ -103,13 +111,13 @@ class OrdersService:
         self,
         sessionmaker: async_sessionmaker[AsyncSession],
         catalog: CatalogClient,
-        releaser: ReservationReleaser,
+        compensator: OrderCompensator,
         idempotency_lease: float = 60.0,
     ) -> None:
         self._sessionmaker = sessionmaker
         self._catalog = catalog
-        self._releaser = releaser
-        # PostgreSQL writes a key-less order in one autocommitted statement (fewer trips).
+        self._compensator = compensator
+        # PostgreSQL runs single-statement writes autocommitted (no BEGIN/COMMIT trips).
         bind = sessionmaker.kw.get("bind")
         self._one_statement = bind is not None and bind.dialect.name == "postgresql"
         self._lease = timedelta(seconds=idempotency_lease)
@@ -198,52 +206,130 @@ class OrdersService:
         return OrderPage(items=items, total=total, limit=limit, offset=offset)
 
     async def _place(self, order: OrderCreate, idempotency_key: str | None) -> PlacedOrder:
-        """The saga: reserve every line, then write the order atomically."""
-        reservations = await self._reserve_all(order.items)
+        """The saga: record the intent, reserve every line by reference, confirm."""
+        token = new_reservation_token()
+        order_id, created_at = await self._record_intent(order, token)
         try:
-            if idempotency_key is None and self._one_statement:
-                async with self._sessionmaker() as session:
-                    placed = await _insert_order(session, order, reservations, autocommit=True)
-                body = placed.model_dump_json().encode()
-            else:
-                async with self._sessionmaker.begin() as session:
-                    placed = await _insert_order(session, order, reservations, autocommit=False)
-                    body = placed.model_dump_json().encode()
-                    if idempotency_key is not None:
-                        await repository.store_idempotent_response(
-                            session, IDEMPOTENCY_SCOPE, idempotency_key, 201, body.decode()
-                        )
-        except BaseException as exc:
+            reservations = await self._reserve_all(order_id, token, order.items)
+            body = await self._confirm(order_id, order, reservations, created_at, idempotency_key)
+        except BaseException:
+            await asyncio.shield(self._compensator.fail_order(order_id, token, len(order.items)))
+            raise
+        ORDERS_PLACED.inc()
+        return PlacedOrder(201, body, order_id)
+
+    @asynccontextmanager
+    async def _one_statement_session(self) -> AsyncIterator[AsyncSession]:
+        """A session for one atomic statement: autocommitted on PostgreSQL (one round
+        trip, no BEGIN/COMMIT), a transaction committed on exit elsewhere."""
+        if self._one_statement:
+            async with self._sessionmaker() as session:
+                await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+                yield session
+        else:
+            async with self._sessionmaker.begin() as session:
+                yield session
+
+    async def _record_intent(self, order: OrderCreate, token: str) -> tuple[int, datetime]:
+        """Write the order as pending before any stock is taken: (order id, created at)."""
+        created_at = utcnow()
+        try:
+            async with self._one_statement_session() as session:
+                order_id = await repository.insert_pending_order(
+                    session,
+                    customer_name=order.customer_name,
+                    customer_email=order.customer_email,
+                    line_count=len(order.items),
+                    reservation_token=token,
+                    created_at=created_at,
+                )
+        except Exception as exc:
             ORDERS_REJECTED.labels("error").inc()
-            await asyncio.shield(self._release_all(reservations))
             if _database_unavailable(exc):
                 raise UnavailableError(
                     "The orders database is unavailable; no order was placed and no stock is held.",
                     retry_after=1,
                 ) from exc
             raise
-        ORDERS_PLACED.inc()
-        return PlacedOrder(201, body, placed.id)
+        return order_id, created_at
 
-    async def _reserve_all(self, items: Sequence[OrderItemCreate]) -> list[Reservation]:
-        """Reserve all lines concurrently; on any failure release the ones that succeeded."""
+    async def _confirm(
+        self,
+        order_id: int,
+        order: OrderCreate,
+        reservations: Sequence[Reservation],
+        created_at: datetime,
+        idempotency_key: str | None,
+    ) -> bytes:
+        """Confirm the pending order with its lines (and its key's response); the body."""
+        total = sum((r.unit_price * r.quantity for r in reservations), Decimal("0.00"))
+        items = [
+            {
+                "book_id": r.book_id,
+                "quantity": r.quantity,
+                "unit_price": r.unit_price,
+                "reservation_id": r.id,
+            }
+            for r in reservations
+        ]
+        placed = OrderRead(
+            id=order_id,
+            status=OrderStatus.CONFIRMED,
+            customer_name=order.customer_name,
+            customer_email=order.customer_email,
+            items=[OrderItemRead.model_validate(item) for item in items],
+            total_price=total,
+            created_at=created_at,
+        )
+        body = placed.model_dump_json().encode()
+        try:
+            if idempotency_key is None:
+                async with self._one_statement_session() as session:
+                    confirmed = await repository.confirm_order(
+                        session, order_id, total_price=total, items=items
+                    )
+            else:
+                async with self._sessionmaker.begin() as session:
+                    confirmed = await repository.confirm_order(
+                        session, order_id, total_price=total, items=items
+                    )
+                    if confirmed:
+                        await repository.store_idempotent_response(
+                            session, IDEMPOTENCY_SCOPE, idempotency_key, 201, body.decode()
+                        )
+        except Exception as exc:
+            ORDERS_REJECTED.labels("error").inc()
+            if _database_unavailable(exc):
+                raise UnavailableError(
+                    "The orders database is unavailable; no order was placed and no stock is held.",
+                    retry_after=1,
+                ) from exc
+            raise
+        if not confirmed:
+            raise _given_up()
+        return body
+
+    async def _reserve_all(
+        self, order_id: int, token: str, items: Sequence[OrderItemCreate]
+    ) -> list[Reservation]:
+        """Reserve all lines concurrently, each under its own reference."""
         results = await asyncio.gather(
-            *(self._catalog.reserve(item.book_id, item.quantity) for item in items),
+            *(
+                self._catalog.reserve(
+                    item.book_id, item.quantity, reservation_reference(order_id, token, line)
+                )
+                for line, item in enumerate(items)
+            ),
             return_exceptions=True,
         )
         reservations = [result for result in results if isinstance(result, Reservation)]
         failures = [(i, r) for i, r in enumerate(results) if isinstance(r, BaseException)]
         if not failures:
             return reservations
-        await asyncio.shield(self._release_all(reservations))
         for _, failure in failures:
             if not isinstance(failure, CatalogError):
                 raise failure
         raise _rejection([(i, f) for i, f in failures if isinstance(f, CatalogError)])
-
-    async def _release_all(self, reservations: Sequence[Reservation]) -> None:
-        """Compensate: give back every reservation (queued for retry if catalog refuses)."""
-        await self._releaser.release_all([reservation.id for reservation in reservations])
 
     async def _claim(self, key: str, fingerprint: str) -> PlacedOrder | None:
         """Own the key (None) or return what to answer instead: a replay or an error."""
@@ -300,47 +386,6 @@ class OrdersService:
             await repository.release_idempotency_key(session, IDEMPOTENCY_SCOPE, key)
 
 
-async def _insert_order(
-    session: AsyncSession,
-    order: OrderCreate,
-    reservations: Sequence[Reservation],
-    *,
-    autocommit: bool,
-) -> OrderRead:
-    """Write the order priced from catalog's reservations; return it as the API shows it."""
-    total = sum((r.unit_price * r.quantity for r in reservations), Decimal("0.00"))
-    created_at = utcnow()
-    insert = repository.insert_order_autocommit if autocommit else repository.insert_order
-    order_id = await insert(
-        session,
-        customer_name=order.customer_name,
-        customer_email=order.customer_email,
-        total_price=total,
-        created_at=created_at,
-        items=[
-            {
-                "book_id": r.book_id,
-                "quantity": r.quantity,
-                "unit_price": r.unit_price,
-                "reservation_id": r.id,
-            }
-            for r in reservations
-        ],
-    )
-    return OrderRead(
-        id=order_id,
-        status=OrderStatus.CONFIRMED,
-        customer_name=order.customer_name,
-        customer_email=order.customer_email,
-        items=[
-            OrderItemRead(book_id=r.book_id, quantity=r.quantity, unit_price=r.unit_price)
-            for r in reservations
-        ],
-        total_price=total,
-        created_at=created_at,
-    )
-
-
 # SQLSTATE classes meaning "cannot serve now": connection exception, insufficient
 # resources (e.g. too many clients), operator intervention (e.g. shutting down).
 _UNAVAILABLE_SQLSTATE_CLASSES = frozenset({"08", "53", "57"})
@@ -367,6 +412,8 @@ def _replay(status: int, body: str) -> PlacedOrder:
 def _rejection(failures: Sequence[tuple[int, CatalogError]]) -> DomainError:
     """The one answer for a failed reservation round; a passing outage wins (retryable)."""
     errors = [failure for _, failure in failures]
+    if any(isinstance(e, ReservationReleasedError) for e in errors):
+        return _given_up()
     unavailable = [e for e in errors if isinstance(e, CatalogUnavailableError)]
     if unavailable:
         ORDERS_REJECTED.labels("catalog_unavailable").inc()
@@ -386,6 +433,16 @@ def _rejection(failures: Sequence[tuple[int, CatalogError]]) -> DomainError:
     ORDERS_REJECTED.labels("out_of_stock").inc()
     books = ", ".join(f"book {e.book_id} (asked {e.quantity})" for e in short)
     return ConflictError(f"Not enough copies in stock for {books}; no order was placed.")
+
+
+def _given_up() -> UnavailableError:
+    """The answer when the sweeper gave the order up (it took too long) before it confirmed."""
+    ORDERS_REJECTED.labels("given_up").inc()
+    return UnavailableError(
+        "Placing the order took too long and it was given up; no order was placed and no "
+        "stock is held. Retry.",
+        retry_after=1,
+    )
 
 
 def _cancel_failure(order_id: int, failures: Sequence[BaseException]) -> BaseException:

@@ -26,6 +26,7 @@ class StubCatalog:
     stock: dict[int, int] = field(default_factory=dict)
     price: Decimal = Decimal("9.99")
     reservations: dict[int, tuple[int, int]] = field(default_factory=dict)
+    references: dict[str, int | None] = field(default_factory=dict)  # None: released
     fail_reserve_for: set[int] = field(default_factory=set)
     hang_reserve_for: set[int] = field(default_factory=set)
     fail_next_releases: int = 0
@@ -47,8 +48,14 @@ class StubCatalog:
         self.seen_api_keys.append(request.headers.get("x-api-key"))
         book_id = int(request.path_params["book_id"])
         quantity = int((await request.json())["quantity"])
+        reference = request.headers.get("idempotency-key")
         if book_id in self.hang_reserve_for:
             await asyncio.sleep(self.hang_seconds)
+        if reference is not None and reference in self.references:
+            known = self.references[reference]
+            if known is None:
+                return JSONResponse({"detail": "reservation was released"}, status_code=409)
+            return JSONResponse(self._body(known), status_code=201)
         if book_id in self.fail_reserve_for:
             return JSONResponse({"detail": "boom"}, status_code=500)
         if book_id not in self.stock:
@@ -58,15 +65,30 @@ class StubCatalog:
         self.stock[book_id] -= quantity
         reservation_id = next(self._ids)
         self.reservations[reservation_id] = (book_id, quantity)
-        body = {
-            "id": reservation_id,
-            "book_id": book_id,
-            "quantity": quantity,
-            "unit_price": str(self.price),
-        }
-        if self.omit_price:
-            del body["unit_price"]
-        return JSONResponse(body, status_code=201)
+        if reference is not None:
+            self.references[reference] = reservation_id
+        return JSONResponse(self._body(reservation_id), status_code=201)
+
+    def _body(self, reservation_id: int) -> dict[str, object]:
+        """The 201 body of a reservation (without a price when `omit_price`)."""
+        book_id, quantity = self.reservations[reservation_id]
+        body: dict[str, object] = {"id": reservation_id, "book_id": book_id, "quantity": quantity}
+        if not self.omit_price:
+            body["unit_price"] = str(self.price)
+        return body
+
+    async def release_reference(self, request: Request) -> Response:
+        self.release_calls += 1
+        if self.fail_next_releases > 0:
+            self.fail_next_releases -= 1
+            return JSONResponse({"detail": "try later"}, status_code=503)
+        reservation_id = self.references.get(request.path_params["reference"])
+        self.references[request.path_params["reference"]] = None
+        reservation = self.reservations.pop(reservation_id, None) if reservation_id else None
+        if reservation is not None:
+            book_id, quantity = reservation
+            self.stock[book_id] += quantity
+        return Response(status_code=204)
 
     async def release(self, request: Request) -> Response:
         self.release_calls += 1
@@ -85,6 +107,11 @@ class StubCatalog:
             routes=[
                 Route("/books/{book_id:int}/reservations", self.reserve, methods=["POST"]),
                 Route("/reservations/{reservation_id:int}", self.release, methods=["DELETE"]),
+                Route(
+                    "/reservations/by-reference/{reference:path}",
+                    self.release_reference,
+                    methods=["DELETE"],
+                ),
             ]
         )
 

@@ -44,8 +44,7 @@ def orders_db(orders_database_url: str) -> str:
     """The orders database, emptied before the test (isolation per test)."""
     with psycopg.connect(orders_database_url, autocommit=True) as connection:
         connection.execute(
-            "TRUNCATE orders, order_items, idempotency_keys, pending_releases "
-            "RESTART IDENTITY CASCADE"
+            "TRUNCATE orders, order_items, idempotency_keys RESTART IDENTITY CASCADE"
         )
     return orders_database_url
 
@@ -58,6 +57,21 @@ def count_rows(url: str, table: str) -> int:
         ).fetchone()
     assert row is not None
     return int(row[0])
+
+
+def count_orders_not_failed(url: str) -> int:
+    """Orders that are placed or still pending: a refused order must leave none behind."""
+    with psycopg.connect(url) as connection:
+        row = connection.execute("SELECT count(*) FROM orders WHERE status <> 'failed'").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def order_statuses(url: str) -> dict[str, int]:
+    """How many orders the orders database holds in each status."""
+    with psycopg.connect(url) as connection:
+        rows = connection.execute("SELECT status, count(*) FROM orders GROUP BY status").fetchall()
+    return {str(row[0]): int(row[1]) for row in rows}
 
 
 @pytest.fixture

@@ -13,8 +13,8 @@ import psycopg
 from bookstore_orders.__main__ import VERSION_TABLE, migrate
 from bookstore_orders.config import OrdersSettings
 
-ORDERS_TABLES = {"orders", "order_items", "idempotency_keys", "pending_releases", VERSION_TABLE}
-HEAD = "0003"
+ORDERS_TABLES = {"orders", "order_items", "idempotency_keys", VERSION_TABLE}
+HEAD = "0004"
 ORDERS_COMMAND = str(Path(sys.executable).with_name("bookstore-orders"))
 
 

@@ -14,17 +14,25 @@ from bookstore_orders.config import OrdersSettings
 
 from tests.services.conftest import free_port
 from tests.services.orders.catalog_stub import StubCatalog
-from tests.services.orders.conftest import API_KEY, AUTH, OrdersClientFactory, count_rows
+from tests.services.orders.conftest import (
+    API_KEY,
+    AUTH,
+    OrdersClientFactory,
+    count_orders_not_failed,
+    count_rows,
+    order_statuses,
+)
 from tests.services.orders.test_orders_api import order_body
 
-DEFERRED_METRIC = "bookstore_orders_releases_deferred_total "
+LEFT_PENDING_METRIC = "bookstore_orders_left_pending_total "
+SWEPT_METRIC = "bookstore_orders_swept_total "
 TWO_BOOKS = order_body(items=[{"book_id": 1, "quantity": 3}, {"book_id": 2, "quantity": 1}])
 
 
 def assert_no_order_and_no_held_stock(catalog: StubCatalog, orders_db: str) -> None:
     assert catalog.reservations == {}
     assert catalog.stock == {1: 10, 2: 10}
-    assert count_rows(orders_db, "orders") == 0
+    assert count_orders_not_failed(orders_db) == 0
     assert count_rows(orders_db, "order_items") == 0
 
 
@@ -38,7 +46,7 @@ async def test_catalog_error_on_a_later_line_releases_the_lines_already_reserved
     assert response.status_code == 503
     assert int(response.headers["retry-after"]) >= 1
     assert "no stock is held" in response.json()["detail"]
-    assert catalog.reserve_calls == 2  # a failed reservation POST is never blindly retried
+    assert catalog.reserve_calls == 4  # the failing line is retried, safely, by reference
     assert_no_order_and_no_held_stock(catalog, orders_db)
 
 
@@ -94,14 +102,14 @@ async def test_release_is_retried_when_catalog_answers_503(
     catalog, url = stub_catalog
     catalog.fail_reserve_for = {2}
     catalog.fail_next_releases = 2
-    async with orders_client(url) as client:
+    async with orders_client(url, circuit_failure_threshold=10) as client:
         response = await client.post("/orders", json=TWO_BOOKS, headers=AUTH)
     assert response.status_code == 503
-    assert catalog.release_calls == 3
+    assert catalog.release_calls == 4  # both lines by reference, each refused once
     assert_no_order_and_no_held_stock(catalog, orders_db)
 
 
-async def test_catalog_down_is_503_with_retry_after_within_two_seconds_and_writes_nothing(
+async def test_catalog_down_is_503_with_retry_after_within_two_seconds_and_confirms_nothing(
     orders_client: OrdersClientFactory, orders_db: str
 ) -> None:
     closed = f"http://127.0.0.1:{free_port()}"
@@ -113,7 +121,9 @@ async def test_catalog_down_is_503_with_retry_after_within_two_seconds_and_write
     assert response.headers["content-type"] == "application/problem+json"
     assert int(response.headers["retry-after"]) >= 1
     assert elapsed < 2.5
-    assert count_rows(orders_db, "orders") == 0
+    # pending until the sweeper can tombstone its reference at catalog
+    assert order_statuses(orders_db) == {"pending": 1}
+    assert count_rows(orders_db, "order_items") == 0
 
 
 async def test_breaker_opens_after_repeated_failures_and_then_fails_fast(
@@ -154,25 +164,27 @@ async def test_cancel_with_catalog_down_is_503_and_the_order_stays_confirmed(
     assert catalog.stock[1] == 10
 
 
-async def test_release_catalog_refuses_is_queued_and_given_back_once_catalog_recovers(
+async def test_order_whose_stock_catalog_refuses_back_stays_pending_until_swept(
     orders_client: OrdersClientFactory, stub_catalog: tuple[StubCatalog, str], orders_db: str
 ) -> None:
     catalog, url = stub_catalog
     catalog.fail_reserve_for = {2}
-    catalog.fail_next_releases = 3  # the immediate release and both of its retries
-    async with orders_client(url, release_retry_interval=0.05) as client:
+    catalog.fail_next_releases = 6  # both lines' release and every retry of them
+    settings = {"pending_sweep_interval": 0.05, "pending_grace_seconds": 0.3}
+    async with orders_client(url, circuit_failure_threshold=50, **settings) as client:
         response = await client.post("/orders", json=TWO_BOOKS, headers=AUTH)
         assert response.status_code == 503
-        assert count_rows(orders_db, "orders") == 0
-        for _ in range(200):  # the background retry runs every 50 ms; allow it 10 s
-            if not catalog.reservations and not count_rows(orders_db, "pending_releases"):
+        status = (await client.get("/orders/1")).json()["status"]
+        for _ in range(200):  # the sweeper runs every 50 ms; allow it 10 s
+            if (await client.get("/orders/1")).json()["status"] == "failed":
                 break
             await asyncio.sleep(0.05)
         metrics = (await client.get("/metrics")).text
+    assert status == "pending"
     assert_no_order_and_no_held_stock(catalog, orders_db)
-    assert count_rows(orders_db, "pending_releases") == 0
-    deferred = [line for line in metrics.splitlines() if line.startswith(DEFERRED_METRIC)]
-    assert float(deferred[0].split()[-1]) >= 1
+    for metric in (LEFT_PENDING_METRIC, SWEPT_METRIC):
+        values = [line for line in metrics.splitlines() if line.startswith(metric)]
+        assert float(values[0].split()[-1]) >= 1
 
 
 async def test_unreachable_orders_database_is_503_and_gives_the_stock_back(
@@ -203,7 +215,7 @@ def unavailable_order_updates(orders_db: str) -> Iterator[Callable[[], None]]:
         "CREATE FUNCTION refuse_updates() RETURNS trigger LANGUAGE plpgsql AS "
         "$$ BEGIN RAISE EXCEPTION 'going away' USING ERRCODE = '57P03'; END $$",
         "CREATE TRIGGER refuse_updates BEFORE UPDATE ON orders "
-        "FOR EACH ROW EXECUTE FUNCTION refuse_updates()",
+        "FOR EACH ROW WHEN (NEW.status = 'cancelled') EXECUTE FUNCTION refuse_updates()",
     )
 
     def heal() -> None:
