@@ -50,14 +50,17 @@ class OrderCompensator:
         self._batch_size = batch_size
 
     async def fail_order(self, order_id: int, token: str, line_count: int) -> None:
-        """Give every line back, then mark the order failed; else leave it to the sweeper."""
-        if await self._release_lines(order_id, token, line_count):
-            try:
-                async with self._sessionmaker.begin() as session:
+        """Give every line back and mark the order failed, holding its row lock so a confirm
+        that did commit (its answer lost) keeps its stock; else leave it to the sweeper."""
+        try:
+            async with self._sessionmaker.begin() as session:
+                if not await repository.lock_pending_order(session, order_id):
+                    return  # confirmed after all, or already swept
+                if await self._release_lines(order_id, token, line_count):
                     await repository.mark_failed(session, [order_id])
-                return
-            except Exception:
-                log.exception("could not mark an order failed", extra={"order_id": order_id})
+                    return
+        except Exception:
+            log.exception("could not settle a failed order", extra={"order_id": order_id})
         ORDERS_LEFT_PENDING.inc()
         log.warning("failed order left pending for the sweeper", extra={"order_id": order_id})
 

@@ -9,7 +9,7 @@ from bookstore_orders.circuit_breaker import CircuitState
 ORDERS_PLACED = Counter("bookstore_orders_placed", "Orders confirmed.")
 ORDERS_REJECTED = Counter(
     "bookstore_orders_rejected",
-    "Orders refused, by reason (out_of_stock, unknown_book, catalog_unavailable, error).",
+    "Orders refused, by reason (out_of_stock, unknown_book, catalog_unavailable, given_up, error).",
     ["reason"],
 )
 ORDERS_CANCELLED = Counter("bookstore_orders_cancelled", "Orders cancelled.")

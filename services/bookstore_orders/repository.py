@@ -9,7 +9,7 @@ from typing import Any, cast
 
 from sqlalchemy import Table, and_, delete, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from bookstore_orders.models import IdempotencyKey, Order, OrderItem, OrderStatus, utcnow
 
@@ -122,8 +122,13 @@ async def mark_cancelled(session: AsyncSession, order_id: int) -> bool:
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
+def _dialect_name(db: AsyncConnection | AsyncSession) -> str:
+    """The database kind behind a Core connection or an ORM session."""
+    return db.dialect.name if isinstance(db, AsyncConnection) else db.get_bind().dialect.name
+
+
 async def insert_pending_order(
-    session: AsyncSession,
+    db: AsyncConnection | AsyncSession,
     *,
     customer_name: str,
     customer_email: str,
@@ -132,7 +137,7 @@ async def insert_pending_order(
     created_at: datetime,
 ) -> int:
     """Record the intent to place an order (status pending, no lines yet); return its id."""
-    order_id = await session.scalar(
+    order_id = await db.scalar(
         insert(ORDERS)
         .values(
             status=OrderStatus.PENDING.value,
@@ -172,15 +177,15 @@ _CONFIRM_WITH_LINES = text(
 
 
 async def confirm_order(
-    session: AsyncSession,
+    db: AsyncConnection | AsyncSession,
     order_id: int,
     *,
     total_price: Decimal,
     items: Sequence[dict[str, Any]],
 ) -> bool:
     """Flip a pending order to confirmed with its lines; False when it was not pending."""
-    if session.get_bind().dialect.name == "postgresql":
-        result = await session.execute(
+    if _dialect_name(db) == "postgresql":
+        result = await db.execute(
             _CONFIRM_WITH_LINES,
             {
                 "confirmed": OrderStatus.CONFIRMED.value,
@@ -195,15 +200,25 @@ async def confirm_order(
             },
         )
         return result.first() is not None
-    confirmed = await session.execute(
+    confirmed = await db.execute(
         update(ORDERS)
         .where(ORDERS.c.id == order_id, ORDERS.c.status == OrderStatus.PENDING.value)
         .values(status=OrderStatus.CONFIRMED.value, total_price=total_price, updated_at=utcnow())
     )
     if not confirmed.rowcount:  # type: ignore[attr-defined]
         return False
-    await session.execute(insert(ORDER_ITEMS), [{"order_id": order_id, **item} for item in items])
+    await db.execute(insert(ORDER_ITEMS), [{"order_id": order_id, **item} for item in items])
     return True
+
+
+async def lock_pending_order(session: AsyncSession, order_id: int) -> bool:
+    """Lock the order if it is still pending (a confirm then waits); False otherwise."""
+    locked = await session.scalar(
+        select(Order.id)
+        .where(Order.id == order_id, Order.status == OrderStatus.PENDING.value)
+        .with_for_update()
+    )
+    return locked is not None
 
 
 async def mark_failed(session: AsyncSession, order_ids: Sequence[int]) -> None:

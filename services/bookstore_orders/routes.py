@@ -78,7 +78,11 @@ async def list_orders(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
 ) -> OrderPage:
-    """Orders, newest first, optionally only one status or one customer's email."""
+    """Orders, newest first, optionally only one status or one customer's email.
+
+    A placed order is `confirmed` (then maybe `cancelled`); `pending` is an order whose
+    stock is being reserved, `failed` one that was refused or given up (no stock held).
+    """
     return await service.list_orders(
         session, status=status, email=email, limit=limit, offset=offset
     )
@@ -97,7 +101,7 @@ async def get_order(order_id: OrderId, service: ServiceDep, session: SessionDep)
     responses={
         401: _problem("Missing or wrong X-API-Key"),
         404: _problem("No such order"),
-        409: _problem("The order is already cancelled"),
+        409: _problem("The order is not confirmed (already cancelled, or a failed order)"),
         503: _problem("Catalog is unavailable; the order stays confirmed, retry later"),
     },
 )

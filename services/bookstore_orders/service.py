@@ -21,34 +21,31 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 import orjson
-import sqlalchemy.exc
 from bookstore_common.problems import (
-    BadGatewayError,
     ConflictError,
     DomainError,
     NotFoundError,
-    ProblemResponse,
     UnavailableError,
     UnprocessableError,
-    problem_response,
 )
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from bookstore_orders import repository
 from bookstore_orders.catalog_client import (
-    BookNotFoundError,
     CatalogClient,
     CatalogError,
-    CatalogRejectedError,
-    CatalogUnavailableError,
-    InsufficientStockError,
     Reservation,
-    ReservationReleasedError,
 )
 from bookstore_orders.compensation import (
     OrderCompensator,
     new_reservation_token,
     reservation_reference,
+)
+from bookstore_orders.errors import (
+    cancel_failure,
+    database_unavailable,
+    given_up,
+    rejection,
 )
 from bookstore_orders.metrics import ORDERS_CANCELLED, ORDERS_PLACED, ORDERS_REJECTED
 from bookstore_orders.models import OrderStatus, utcnow
@@ -78,27 +75,6 @@ class PlacedOrder:
     replayed: bool = False
 
 
-class UnknownBookError(UnprocessableError):
-    """An order names books catalog does not have; 422 naming each offending field."""
-
-    def __init__(self, lines: Sequence[tuple[int, int]]) -> None:
-        books = ", ".join(str(book_id) for _, book_id in lines)
-        super().__init__(f"No such book in the catalog: {books}.")
-        self.lines = lines
-
-    def to_response(self) -> ProblemResponse:
-        """Problem with an `errors` entry per unknown book_id, like schema validation."""
-        errors = [
-            {
-                "loc": ["body", "items", index, "book_id"],
-                "msg": f"book {book_id} does not exist",
-                "type": "unknown_book",
-            }
-            for index, book_id in self.lines
-        ]
-        return problem_response(self.status, self.detail, errors=errors)
-
-
 def request_fingerprint(order: OrderCreate) -> str:
     """A digest of the validated request, to spot a key reused for a different order."""
     return hashlib.sha256(order.model_dump_json().encode()).hexdigest()
@@ -118,8 +94,10 @@ class OrdersService:
         self._catalog = catalog
         self._compensator = compensator
         # PostgreSQL runs single-statement writes autocommitted (no BEGIN/COMMIT trips).
-        bind = sessionmaker.kw.get("bind")
-        self._one_statement = bind is not None and bind.dialect.name == "postgresql"
+        engine: AsyncEngine = sessionmaker.kw["bind"]
+        self._engine = engine
+        self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._one_statement = engine.dialect.name == "postgresql"
         self._lease = timedelta(seconds=idempotency_lease)
 
     async def place_order(self, order: OrderCreate, idempotency_key: str | None) -> PlacedOrder:
@@ -159,12 +137,12 @@ class OrdersService:
         )
         failures = [result for result in results if isinstance(result, BaseException)]
         if failures:
-            raise _cancel_failure(order_id, failures)
+            raise cancel_failure(order_id, failures)
         try:
             async with self._sessionmaker.begin() as session:
                 cancelled = await repository.mark_cancelled(session, order_id)
         except Exception as exc:
-            if not _database_unavailable(exc):
+            if not database_unavailable(exc):
                 raise
             raise UnavailableError(
                 f"The orders database is unavailable; retry the cancel of order {order_id} "
@@ -219,24 +197,23 @@ class OrdersService:
         return PlacedOrder(201, body, order_id)
 
     @asynccontextmanager
-    async def _one_statement_session(self) -> AsyncIterator[AsyncSession]:
-        """A session for one atomic statement: autocommitted on PostgreSQL (one round
-        trip, no BEGIN/COMMIT), a transaction committed on exit elsewhere."""
+    async def _one_statement_connection(self) -> AsyncIterator[AsyncConnection]:
+        """A Core connection for one atomic statement: autocommitted on PostgreSQL (one
+        round trip, no BEGIN/COMMIT, no ORM session), a committed transaction elsewhere."""
         if self._one_statement:
-            async with self._sessionmaker() as session:
-                await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-                yield session
+            async with self._autocommit.connect() as connection:
+                yield connection
         else:
-            async with self._sessionmaker.begin() as session:
-                yield session
+            async with self._engine.begin() as connection:
+                yield connection
 
     async def _record_intent(self, order: OrderCreate, token: str) -> tuple[int, datetime]:
         """Write the order as pending before any stock is taken: (order id, created at)."""
         created_at = utcnow()
         try:
-            async with self._one_statement_session() as session:
+            async with self._one_statement_connection() as connection:
                 order_id = await repository.insert_pending_order(
-                    session,
+                    connection,
                     customer_name=order.customer_name,
                     customer_email=order.customer_email,
                     line_count=len(order.items),
@@ -245,7 +222,7 @@ class OrdersService:
                 )
         except Exception as exc:
             ORDERS_REJECTED.labels("error").inc()
-            if _database_unavailable(exc):
+            if database_unavailable(exc):
                 raise UnavailableError(
                     "The orders database is unavailable; no order was placed and no stock is held.",
                     retry_after=1,
@@ -284,9 +261,9 @@ class OrdersService:
         body = placed.model_dump_json().encode()
         try:
             if idempotency_key is None:
-                async with self._one_statement_session() as session:
+                async with self._one_statement_connection() as connection:
                     confirmed = await repository.confirm_order(
-                        session, order_id, total_price=total, items=items
+                        connection, order_id, total_price=total, items=items
                     )
             else:
                 async with self._sessionmaker.begin() as session:
@@ -299,14 +276,14 @@ class OrdersService:
                         )
         except Exception as exc:
             ORDERS_REJECTED.labels("error").inc()
-            if _database_unavailable(exc):
+            if database_unavailable(exc):
                 raise UnavailableError(
                     "The orders database is unavailable; no order was placed and no stock is held.",
                     retry_after=1,
                 ) from exc
             raise
         if not confirmed:
-            raise _given_up()
+            raise given_up()
         return body
 
     async def _reserve_all(
@@ -329,7 +306,7 @@ class OrdersService:
         for _, failure in failures:
             if not isinstance(failure, CatalogError):
                 raise failure
-        raise _rejection([(i, f) for i, f in failures if isinstance(f, CatalogError)])
+        raise rejection([(i, f) for i, f in failures if isinstance(f, CatalogError)])
 
     async def _claim(self, key: str, fingerprint: str) -> PlacedOrder | None:
         """Own the key (None) or return what to answer instead: a replay or an error."""
@@ -386,74 +363,7 @@ class OrdersService:
             await repository.release_idempotency_key(session, IDEMPOTENCY_SCOPE, key)
 
 
-# SQLSTATE classes meaning "cannot serve now": connection exception, insufficient
-# resources (e.g. too many clients), operator intervention (e.g. shutting down).
-_UNAVAILABLE_SQLSTATE_CLASSES = frozenset({"08", "53", "57"})
-
-
-def _database_unavailable(exc: BaseException) -> bool:
-    """Whether a failure means the database could not serve us (503), not a bug (500)."""
-    if isinstance(exc, sqlalchemy.exc.TimeoutError | OSError):  # pool wait, refused socket
-        return True
-    if not isinstance(exc, sqlalchemy.exc.DBAPIError):
-        return False
-    sqlstate = getattr(exc.orig, "sqlstate", None)
-    if exc.connection_invalidated or sqlstate is None:
-        return True  # no answer from the server at all
-    return str(sqlstate)[:2] in _UNAVAILABLE_SQLSTATE_CLASSES
-
-
 def _replay(status: int, body: str) -> PlacedOrder:
     """A stored answer; a 201 also names its order for the Location header."""
     order_id = orjson.loads(body)["id"] if status == 201 else None
     return PlacedOrder(status, body.encode(), order_id, replayed=True)
-
-
-def _rejection(failures: Sequence[tuple[int, CatalogError]]) -> DomainError:
-    """The one answer for a failed reservation round; a passing outage wins (retryable)."""
-    errors = [failure for _, failure in failures]
-    if any(isinstance(e, ReservationReleasedError) for e in errors):
-        return _given_up()
-    unavailable = [e for e in errors if isinstance(e, CatalogUnavailableError)]
-    if unavailable:
-        ORDERS_REJECTED.labels("catalog_unavailable").inc()
-        return UnavailableError(
-            f"{unavailable[0].detail}; no order was placed and no stock is held.",
-            retry_after=max(e.retry_after for e in unavailable),
-        )
-    rejected = [e for e in errors if isinstance(e, CatalogRejectedError)]
-    if rejected:
-        ORDERS_REJECTED.labels("error").inc()
-        return BadGatewayError(f"Catalog refused the reservation: {rejected[0]}.")
-    unknown = [(i, e.book_id) for i, e in failures if isinstance(e, BookNotFoundError)]
-    if unknown:
-        ORDERS_REJECTED.labels("unknown_book").inc()
-        return UnknownBookError(unknown)
-    short = [e for e in errors if isinstance(e, InsufficientStockError)]
-    ORDERS_REJECTED.labels("out_of_stock").inc()
-    books = ", ".join(f"book {e.book_id} (asked {e.quantity})" for e in short)
-    return ConflictError(f"Not enough copies in stock for {books}; no order was placed.")
-
-
-def _given_up() -> UnavailableError:
-    """The answer when the sweeper gave the order up (it took too long) before it confirmed."""
-    ORDERS_REJECTED.labels("given_up").inc()
-    return UnavailableError(
-        "Placing the order took too long and it was given up; no order was placed and no "
-        "stock is held. Retry.",
-        retry_after=1,
-    )
-
-
-def _cancel_failure(order_id: int, failures: Sequence[BaseException]) -> BaseException:
-    """The answer when catalog could not release an order's reservations."""
-    for failure in failures:
-        if not isinstance(failure, CatalogError):
-            return failure
-    unavailable = [f for f in failures if isinstance(f, CatalogUnavailableError)]
-    if unavailable:
-        return UnavailableError(
-            f"Catalog is unavailable; order {order_id} stays confirmed, retry the cancel.",
-            retry_after=max(f.retry_after for f in unavailable),
-        )
-    return BadGatewayError(f"Catalog refused to release order {order_id}'s stock: {failures[0]}.")

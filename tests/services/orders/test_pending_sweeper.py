@@ -117,3 +117,18 @@ async def test_two_sweepers_at_once_compensate_each_stale_order_once(
     assert order_statuses(orders_db) == {"failed": 3}
     assert await stock_of(live_catalog, book_id) == 10
     assert reservations_of(live_catalog, book_id) == []
+
+
+async def test_compensating_an_order_that_did_confirm_keeps_its_stock(
+    compensators: list[OrderCompensator], live_catalog: LiveCatalog, orders_db: str
+) -> None:
+    book_id = await create_book(live_catalog, quantity=5)
+    order_id, token = insert_pending_order(orders_db, lines=1, age=timedelta(0))
+    ref = reservation_reference(order_id, token, 0)
+    assert await reserve_at_catalog(live_catalog, book_id, 2, ref) == 201
+    with psycopg.connect(orders_db, autocommit=True) as connection:
+        connection.execute("UPDATE orders SET status = 'confirmed' WHERE id = %s", (order_id,))
+    # e.g. the confirm committed but its answer was lost, so the saga tries to compensate
+    await compensators[0].fail_order(order_id, token, 1)
+    assert order_statuses(orders_db) == {"confirmed": 1}
+    assert await stock_of(live_catalog, book_id) == 3
