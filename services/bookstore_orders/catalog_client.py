@@ -106,10 +106,14 @@ _NOT_SENT = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
 
 @dataclass(frozen=True, slots=True)
 class Timeouts:
-    """Per-attempt limits: establishing a connection, and waiting for the answer."""
+    """Per-attempt limits: establishing a connection, and waiting for the answer.
+
+    Every call is idempotent, so a read timeout short enough for one retry within the
+    ~2 s deadline serves better than one long wait.
+    """
 
     connect: float = 0.5
-    read: float = 5.0
+    read: float = 1.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,9 @@ class OrdersSettings(ServiceSettings):
     sqlite_path: Path = Path(".dev/orders.db")
     catalog_url: str = "http://127.0.0.1:8001"
     catalog_connect_timeout: float = Field(default=0.5, gt=0)
-    catalog_read_timeout: float = Field(default=5.0, gt=0)
+    catalog_read_timeout: float = Field(
+        default=1.0, gt=0, description="Reservations are idempotent, so a slow one is retried."
+    )
     catalog_deadline: float = Field(default=2.0, gt=0, description="No retry starts after it.")
     catalog_retry_attempts: int = Field(default=3, ge=1, le=10)
     catalog_max_connections: int = Field(default=128, ge=1, le=1024)
