@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
+from bookstore_common.migrations import run_migrations
 from bookstore_orders.__main__ import VERSION_TABLE, migrate
 from bookstore_orders.config import OrdersSettings
 
@@ -63,3 +64,26 @@ def test_without_database_url_migrate_uses_an_embedded_sqlite_file(tmp_path: Pat
     with sqlite3.connect(tmp_path / "orders.db") as connection:
         rows = connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
         assert {row[0] for row in rows} == ORDERS_TABLES
+
+
+def test_upgrade_from_0003_keeps_orders_and_drops_the_release_queue(
+    make_database: Callable[[str], str],
+) -> None:
+    url = make_database("orders_upgrade")
+    settings = OrdersSettings(database_url=url)
+    run_migrations(
+        settings, package="bookstore_orders", version_table=VERSION_TABLE, revision="0003"
+    )
+    with psycopg.connect(url, autocommit=True) as connection:
+        connection.execute(
+            "INSERT INTO orders (status, customer_name, customer_email, total_price, "
+            "created_at, updated_at) VALUES ('confirmed', 'Ada', 'ada@example.com', 9.99, "
+            "now(), now())"
+        )
+    migrate(settings)
+    assert tables_and_version(url) == (ORDERS_TABLES, HEAD)
+    with psycopg.connect(url) as connection:
+        row = connection.execute(
+            "SELECT status, line_count, reservation_token FROM orders"
+        ).fetchone()
+    assert row == ("confirmed", 0, "")
