@@ -7,7 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, delete, func, insert, select, text, update
+from sqlalchemy import Table, and_, bindparam, delete, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
@@ -122,6 +122,23 @@ async def mark_cancelled(session: AsyncSession, order_id: int) -> bool:
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
+# Built once: it runs on every order (no per-call statement building or cache keying).
+_INSERT_PENDING = (
+    insert(ORDERS)
+    .values(
+        status=OrderStatus.PENDING.value,
+        customer_name=bindparam("customer_name"),
+        customer_email=bindparam("customer_email"),
+        total_price=Decimal("0.00"),
+        line_count=bindparam("line_count"),
+        reservation_token=bindparam("reservation_token"),
+        created_at=bindparam("created_at"),
+        updated_at=bindparam("created_at"),
+    )
+    .returning(ORDERS.c.id)
+)
+
+
 def _dialect_name(db: AsyncConnection | AsyncSession) -> str:
     """The database kind behind a Core connection or an ORM session."""
     return db.dialect.name if isinstance(db, AsyncConnection) else db.get_bind().dialect.name
@@ -138,18 +155,14 @@ async def insert_pending_order(
 ) -> int:
     """Record the intent to place an order (status pending, no lines yet); return its id."""
     order_id = await db.scalar(
-        insert(ORDERS)
-        .values(
-            status=OrderStatus.PENDING.value,
-            customer_name=customer_name,
-            customer_email=customer_email,
-            total_price=Decimal("0.00"),
-            line_count=line_count,
-            reservation_token=reservation_token,
-            created_at=created_at,
-            updated_at=created_at,
-        )
-        .returning(ORDERS.c.id)
+        _INSERT_PENDING,
+        {
+            "customer_name": customer_name,
+            "customer_email": customer_email,
+            "line_count": line_count,
+            "reservation_token": reservation_token,
+            "created_at": created_at,
+        },
     )
     assert order_id is not None
     return int(order_id)
