@@ -28,12 +28,17 @@ class CatalogError(Exception):
 
 
 class CatalogUnavailableError(CatalogError):
-    """Catalog cannot be reached (or is failing); the caller should retry later."""
+    """Catalog cannot be reached (or is failing); the caller should retry later.
 
-    def __init__(self, detail: str, retry_after: float) -> None:
+    `reached` is False only when no attempt can have reached catalog (refused, connect
+    timeout, circuit open): then catalog holds nothing for the call, not even later.
+    """
+
+    def __init__(self, detail: str, retry_after: float, *, reached: bool = True) -> None:
         super().__init__(detail)
         self.detail = detail
         self.retry_after = max(1, math.ceil(retry_after))
+        self.reached = reached
 
 
 class BookNotFoundError(CatalogError):
@@ -100,7 +105,7 @@ class RetryPolicy:
 
 CENTS = Decimal("0.01")
 
-# Errors raised before a request reached catalog: retrying them is always safe.
+# Errors raised before a request reached catalog: catalog holds nothing for them.
 _NOT_SENT = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
 
 
@@ -184,7 +189,6 @@ class CatalogClient:
             f"/books/{book_id}/reservations",
             json={"quantity": quantity},
             headers={"Idempotency-Key": reference},
-            idempotent=True,
         )
         if response.status == 201:
             return await self._parse_or_release(response, book_id, quantity, reference)
@@ -198,9 +202,7 @@ class CatalogClient:
 
     async def release(self, reservation_id: str) -> None:
         """Give a reservation's stock back; idempotent, so retried, and 404 means done."""
-        response = await self._call(
-            "release", "DELETE", f"/reservations/{reservation_id}", idempotent=True
-        )
+        response = await self._call("release", "DELETE", f"/reservations/{reservation_id}")
         if response.status not in (200, 204, 404):
             raise CatalogRejectedError(response.status, response.text)
 
@@ -208,7 +210,7 @@ class CatalogClient:
         """Give back what `reference` holds; catalog tombstones it, so a late POST takes
         nothing. Idempotent (always 204), so retried."""
         path = f"/reservations/by-reference/{quote(reference, safe='')}"
-        response = await self._call("release", "DELETE", path, idempotent=True)
+        response = await self._call("release", "DELETE", path)
         if response.status not in (200, 204):
             raise CatalogRejectedError(response.status, response.text)
 
@@ -251,13 +253,17 @@ class CatalogClient:
         method: str,
         url: str,
         *,
-        idempotent: bool,
         json: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
     ) -> Reply:
-        """Send one logical request: breaker, per-attempt timeouts, retries, deadline."""
+        """Send one logical request: breaker, per-attempt timeouts, retries, deadline.
+
+        Every catalog call is idempotent (reservations carry a reference), so any failed
+        attempt may be retried.
+        """
         deadline = time.monotonic() + self._retry.deadline
         last_error = "no attempt made"
+        reached = False
         for attempt in range(1, self._retry.attempts + 1):
             try:
                 self._breaker.before_call()
@@ -265,6 +271,7 @@ class CatalogClient:
                 raise CatalogUnavailableError(
                     "catalog is unavailable (circuit open); retry later",
                     exc.retry_after or self._unavailable_retry_after,
+                    reached=reached,
                 ) from exc
             started = time.perf_counter()
             try:
@@ -273,12 +280,11 @@ class CatalogClient:
                 self._breaker.record_failure()
                 _observe(operation, "transport_error", started)
                 last_error = _describe(exc)
+                reached = reached or not isinstance(exc, _NOT_SENT)
                 log.warning(
                     "catalog call failed",
                     extra={"operation": operation, "attempt": attempt, "error": last_error},
                 )
-                if not (idempotent or isinstance(exc, _NOT_SENT)):
-                    break
             except BaseException:
                 self._breaker.record_abandoned()  # e.g. cancelled: free a half-open trial
                 raise
@@ -290,14 +296,15 @@ class CatalogClient:
                 self._breaker.record_failure()
                 _observe(operation, "server_error", started)
                 last_error = f"catalog answered {response.status}"
-                if not idempotent:
-                    break
+                reached = True
             pause = self._retry.backoff(attempt)
             if attempt == self._retry.attempts or time.monotonic() + pause >= deadline:
                 break
             await asyncio.sleep(pause)
         raise CatalogUnavailableError(
-            f"catalog is unavailable ({last_error}); retry later", self._unavailable_retry_after
+            f"catalog is unavailable ({last_error}); retry later",
+            self._unavailable_retry_after,
+            reached=reached,
         )
 
 

@@ -64,6 +64,15 @@ class OrderCompensator:
         ORDERS_LEFT_PENDING.inc()
         log.warning("failed order left pending for the sweeper", extra={"order_id": order_id})
 
+    async def mark_failed(self, order_id: int) -> None:
+        """Mark a pending order failed that catalog holds nothing of (the sweeper's job if
+        the database refuses now)."""
+        try:
+            async with self._sessionmaker.begin() as session:
+                await repository.mark_failed(session, [order_id])
+        except Exception:
+            log.exception("could not mark an order failed", extra={"order_id": order_id})
+
     async def sweep(self, grace: timedelta) -> int:
         """One batch: compensate orders pending for longer than `grace`; return how many."""
         async with self._sessionmaker.begin() as session:

@@ -34,6 +34,7 @@ from bookstore_orders import repository
 from bookstore_orders.catalog_client import (
     CatalogClient,
     CatalogError,
+    CatalogUnavailableError,
     Reservation,
 )
 from bookstore_orders.compensation import (
@@ -306,6 +307,9 @@ class OrdersService:
         for _, failure in failures:
             if not isinstance(failure, CatalogError):
                 raise failure
+        if not reservations and all(_never_reached(f) for _, f in failures):
+            # catalog holds nothing of this order, not even later: no release needed
+            await asyncio.shield(self._compensator.mark_failed(order_id))
         raise rejection([(i, f) for i, f in failures if isinstance(f, CatalogError)])
 
     async def _claim(self, key: str, fingerprint: str) -> PlacedOrder | None:
@@ -361,6 +365,11 @@ class OrdersService:
         """Let go of a claim whose request failed for a passing reason (a retry may work)."""
         async with self._sessionmaker.begin() as session:
             await repository.release_idempotency_key(session, IDEMPOTENCY_SCOPE, key)
+
+
+def _never_reached(failure: BaseException) -> bool:
+    """Whether a reservation call surely never reached catalog (refused, circuit open)."""
+    return isinstance(failure, CatalogUnavailableError) and not failure.reached
 
 
 def _replay(status: int, body: str) -> PlacedOrder:

@@ -121,8 +121,8 @@ async def test_catalog_down_is_503_with_retry_after_within_two_seconds_and_confi
     assert response.headers["content-type"] == "application/problem+json"
     assert int(response.headers["retry-after"]) >= 1
     assert elapsed < 2.5
-    # pending until the sweeper can tombstone its reference at catalog
-    assert order_statuses(orders_db) == {"pending": 1}
+    # no request reached catalog, so nothing can be held there: failed at once
+    assert order_statuses(orders_db) == {"failed": 1}
     assert count_rows(orders_db, "order_items") == 0
 
 
