@@ -16,8 +16,8 @@ from bookstore_orders.schemas import OrderCreate, OrderPage, OrderRead
 from bookstore_orders.service import OrdersService
 
 
-def get_orders_service(request: Request) -> OrdersService:
-    """The process's OrdersService (built in the app lifespan)."""
+async def get_orders_service(request: Request) -> OrdersService:
+    """The process's OrdersService (built in the app lifespan); async: no threadpool hop."""
     service: OrdersService = request.app.state.orders_service
     return service
 
