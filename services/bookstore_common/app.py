@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.telemetry import TelemetryConfig
 
 from bookstore_common.db import create_autocommit_engine, create_engine, create_sessionmaker
 from bookstore_common.health import health_router
@@ -15,6 +16,16 @@ from bookstore_common.problems import install_problem_handlers
 from bookstore_common.settings import ServiceSettings
 
 ExtraLifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+
+# FastAPI's built-in OpenTelemetry hooks, all off: we export Prometheus metrics, and the
+# hooks cost CPU on every request (provider lookups) even with no provider configured.
+TELEMETRY_OFF: TelemetryConfig = {
+    "tracing": False,
+    "metrics": False,
+    "logs": False,
+    "operation_spans": False,
+    "auto_configure": False,
+}
 
 
 def create_service_app(
@@ -46,7 +57,13 @@ def create_service_app(
         finally:
             await engine.dispose()
 
-    app = FastAPI(title=title, version=version, description=description, lifespan=app_lifespan)
+    app = FastAPI(
+        title=title,
+        version=version,
+        description=description,
+        lifespan=app_lifespan,
+        telemetry=TELEMETRY_OFF,
+    )
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessionmaker = create_sessionmaker(engine)
