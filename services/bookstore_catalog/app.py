@@ -41,6 +41,7 @@ def create_app(settings: CatalogSettings) -> FastAPI:
         version=VERSION,
         description="Books and their stock. Writes need `X-API-Key`; reads are public.",
         lifespan=purge_lifespan,
+        raw_pool=True,
     )
     app.include_router(router)
     app.include_router(router, prefix="/catalog", include_in_schema=False)

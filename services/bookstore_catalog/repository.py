@@ -1,6 +1,8 @@
 """Every SQL statement of the catalog (SQLAlchemy Core on the request's session).
 
 A failed statement aborts the transaction; the session dependency then rolls it back.
+The hot single-statement paths (read a book, reserve, release) run on the raw asyncpg
+pool when there is one (PostgreSQL), from statements compiled once; else on the engine.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
+from bookstore_common.rawpool import Database, RawStatement
 from sqlalchemy import (
     ColumnElement,
     Integer,
@@ -28,8 +31,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from bookstore_catalog.isbn import clean_isbn
@@ -50,9 +52,7 @@ BOOK_COLUMNS = (
 
 
 _SELECT_BOOK = select(*BOOK_COLUMNS).where(Book.id == bindparam("book_id"))
-_SELECT_BOOK_ASYNCPG = str(
-    _SELECT_BOOK.compile(dialect=PGDialect_asyncpg())  # type: ignore[no-untyped-call]
-)
+_SELECT_BOOK_RAW = RawStatement.compile(_SELECT_BOOK)
 
 # Stock statements, built once (they run on every order).
 _BOOK_ID = bindparam("book_id", type_=Integer)
@@ -145,6 +145,9 @@ def _give_back_from(released: Any) -> Any:
 
 _RELEASE = _give_back_from(_MARK_RELEASED)
 _RELEASE_BY_REFERENCE = _give_back_from(_TOMBSTONE_OR_RELEASE)
+_RESERVE_RAW = RawStatement.compile(_RESERVE)
+_RELEASE_RAW = RawStatement.compile(_RELEASE)
+_RELEASE_BY_REFERENCE_RAW = RawStatement.compile(_RELEASE_BY_REFERENCE)
 _PURGE_BATCH = 1000
 
 
@@ -177,9 +180,9 @@ def _contains(value: str) -> str:
     return f"%{escaped}%"
 
 
-def _is_reference_violation(exc: IntegrityError) -> bool:
-    """Whether the error is the reservation reference's unique index (either database)."""
-    text = str(exc.orig).lower()
+def _is_reference_violation(error: BaseException) -> bool:
+    """Whether the error is the reservation reference's unique index (any driver)."""
+    text = str(getattr(error, "orig", error)).lower()
     return "uq_reservations_reference" in text or "reservations.reference" in text
 
 
@@ -224,26 +227,15 @@ async def get_book(session: AsyncSession, book_id: int) -> RowMapping | None:
     return result.mappings().first()
 
 
-async def read_book(engine: AsyncEngine, book_id: int) -> Mapping[Any, Any] | None:
-    """One book's columns, or None, on an autocommit connection (the hottest query).
-
-    On asyncpg the precompiled SQL goes straight to the driver connection from
-    SQLAlchemy's pool: measured ~30% less CPU per request than a Core execute. A failure
-    there invalidates the connection (so the pool replaces it) and surfaces as
-    OperationalError (a 503), as SQLAlchemy itself would do.
-    """
-    async with engine.connect() as connection:
-        if connection.dialect.driver != "asyncpg":
-            result = await connection.execute(_SELECT_BOOK, {"book_id": book_id})
-            return result.mappings().first()
-        driver = (await connection.get_raw_connection()).driver_connection
-        assert driver is not None
-        try:
-            record = await driver.fetchrow(_SELECT_BOOK_ASYNCPG, book_id)
-        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
-            await connection.invalidate(exc)
-            raise OperationalError(_SELECT_BOOK_ASYNCPG, (book_id,), exc) from exc
+async def read_book(database: Database, book_id: int) -> Mapping[Any, Any] | None:
+    """One book's columns, or None (the hottest query: the raw pool when there is one)."""
+    if database.pool is not None:
+        async with database.connection() as connection:
+            record = await connection.fetchrow(_SELECT_BOOK_RAW.sql, book_id)
         return None if record is None else dict(record)
+    async with database.engine.connect() as connection:
+        result = await connection.execute(_SELECT_BOOK, {"book_id": book_id})
+        return result.mappings().first()
 
 
 async def search_books(
@@ -336,7 +328,7 @@ async def _stock_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnecti
 
 
 async def reserve_stock(
-    engine: AsyncEngine, book_id: int, quantity: int, reference: str | None = None
+    database: Database, book_id: int, quantity: int, reference: str | None = None
 ) -> tuple[int, Decimal] | None:
     """Take `quantity` copies and record a reservation: (reservation id, unit price).
 
@@ -347,8 +339,10 @@ async def reserve_stock(
     PostgreSQL the unique index fails the one statement, its stock take included).
     """
     params = {"book_id": book_id, "quantity": quantity, "key": reference}
+    if database.pool is not None:
+        return await _reserve_on_raw_pool(database, params)
     try:
-        async with _stock_transaction(engine) as connection:
+        async with _stock_transaction(database.engine) as connection:
             if connection.dialect.name == "postgresql":
                 row = (await connection.execute(_RESERVE, params)).first()
                 return None if row is None else (int(row.id), row.price)
@@ -369,6 +363,29 @@ async def reserve_stock(
         raise
 
 
+async def _reserve_on_raw_pool(
+    database: Database, params: dict[str, Any]
+) -> tuple[int, Decimal] | None:
+    """reserve_stock's one statement on the raw pool."""
+    try:
+        async with database.connection() as connection:
+            row = await connection.fetchrow(_RESERVE_RAW.sql, *_RESERVE_RAW.arguments(params))
+    except asyncpg.UniqueViolationError as exc:
+        if _is_reference_violation(exc):
+            raise DuplicateReferenceError from exc
+        raise
+    return None if row is None else (int(row["id"]), row["price"])
+
+
+async def _release_on_raw_pool(
+    database: Database, statement: RawStatement, params: dict[str, Any]
+) -> bool:
+    """Run a one-statement release on the raw pool; True when stock came back."""
+    async with database.connection() as connection:
+        row = await connection.fetchrow(statement.sql, *statement.arguments(params))
+    return row is not None
+
+
 async def find_reservation(engine: AsyncEngine, reference: str) -> StoredReservation | None:
     """The reservation (or tombstone) stored under `reference`, if any."""
     async with engine.connect() as connection:
@@ -384,28 +401,32 @@ async def find_reservation(engine: AsyncEngine, reference: str) -> StoredReserva
     )
 
 
-async def release_reservation(engine: AsyncEngine, reservation_id: int) -> bool:
+async def release_reservation(database: Database, reservation_id: int) -> bool:
     """Mark a reservation released and give its copies back; False when already released.
 
     Only an active row matches the UPDATE and its row lock orders concurrent releases, so
     the stock comes back exactly once; the row stays (with its reference) as a tombstone.
     """
     params = {"reservation_id": reservation_id}
-    async with _stock_transaction(engine) as connection:
+    if database.pool is not None:
+        return await _release_on_raw_pool(database, _RELEASE_RAW, params)
+    async with _stock_transaction(database.engine) as connection:
         if connection.dialect.name == "postgresql":
             return (await connection.execute(_RELEASE, params)).first() is not None
         row = (await connection.execute(_MARK_RELEASED, params)).first()
         return await _give_back(connection, row)
 
 
-async def release_by_reference(engine: AsyncEngine, reference: str) -> bool:
+async def release_by_reference(database: Database, reference: str) -> bool:
     """Release the reservation stored under `reference`; True when stock came back.
 
     A reference never reserved gets a tombstone (so a late POST with it takes nothing);
     one already released stays as it is.
     """
     params = {"key": reference}
-    async with _stock_transaction(engine) as connection:
+    if database.pool is not None:
+        return await _release_on_raw_pool(database, _RELEASE_BY_REFERENCE_RAW, params)
+    async with _stock_transaction(database.engine) as connection:
         if connection.dialect.name == "postgresql":
             return (await connection.execute(_RELEASE_BY_REFERENCE, params)).first() is not None
         row = (await connection.execute(_MARK_RELEASED_BY_REFERENCE, params)).first()

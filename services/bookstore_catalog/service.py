@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bookstore_common.problems import ConflictError, NotFoundError, UnprocessableError
+from bookstore_common.rawpool import Database
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from bookstore_catalog import repository
@@ -38,9 +39,9 @@ def _duplicate_isbn(isbn: str) -> ConflictError:
     return ConflictError(f"A book with ISBN {isbn} already exists.")
 
 
-async def get_book(engine: AsyncEngine, book_id: int) -> BookRead:
+async def get_book(database: Database, book_id: int) -> BookRead:
     """The book with this id; NotFoundError otherwise."""
-    row = await repository.read_book(engine, book_id)
+    row = await repository.read_book(database, book_id)
     if row is None:
         raise _book_not_found(book_id)
     return _book(row)
@@ -92,7 +93,7 @@ async def delete_book(session: AsyncSession, book_id: int) -> None:
 
 
 async def reserve(
-    engine: AsyncEngine, book_id: int, quantity: int, reference: str | None = None
+    database: Database, book_id: int, quantity: int, reference: str | None = None
 ) -> tuple[ReservationRead, bool]:
     """Take `quantity` copies atomically, once per reference: (reservation, replayed).
 
@@ -100,15 +101,15 @@ async def reserve(
     retry must not take stock its caller has already given up on).
     """
     try:
-        reserved = await repository.reserve_stock(engine, book_id, quantity, reference)
+        reserved = await repository.reserve_stock(database, book_id, quantity, reference)
     except repository.DuplicateReferenceError:
         reserved = None
     if reserved is None and reference is not None:
-        stored = await repository.find_reservation(engine, reference)
+        stored = await repository.find_reservation(database.engine, reference)
         if stored is not None:
             return _replay(stored, book_id, quantity), True
     if reserved is None:
-        if await repository.read_book(engine, book_id) is None:
+        if await repository.read_book(database, book_id) is None:
             RESERVATIONS_REJECTED.labels("unknown_book").inc()
             raise _book_not_found(book_id)
         RESERVATIONS_REJECTED.labels("insufficient_stock").inc()
@@ -139,16 +140,16 @@ def _replay(stored: repository.StoredReservation, book_id: int, quantity: int) -
     )
 
 
-async def release(engine: AsyncEngine, reservation_id: int) -> None:
+async def release(database: Database, reservation_id: int) -> None:
     """Give a reservation's copies back, exactly once; NotFoundError when already gone."""
-    if not await repository.release_reservation(engine, reservation_id):
+    if not await repository.release_reservation(database, reservation_id):
         raise NotFoundError(f"Reservation {reservation_id} does not exist.")
     RESERVATIONS_RELEASED.inc()
 
 
-async def release_by_reference(engine: AsyncEngine, reference: str) -> None:
+async def release_by_reference(database: Database, reference: str) -> None:
     """Give back the stock held under `reference` (idempotent; tombstones the reference)."""
-    if await repository.release_by_reference(engine, reference):
+    if await repository.release_by_reference(database, reference):
         RESERVATIONS_RELEASED.inc()
 
 

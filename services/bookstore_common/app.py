@@ -13,6 +13,7 @@ from bookstore_common.health import health_router
 from bookstore_common.metrics import metrics_router
 from bookstore_common.middleware import RequestContextMiddleware
 from bookstore_common.problems import install_problem_handlers
+from bookstore_common.rawpool import Database, open_raw_pool, pool_sizes
 from bookstore_common.settings import ServiceSettings
 
 ExtraLifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
@@ -35,19 +36,31 @@ def create_service_app(
     version: str,
     description: str = "",
     lifespan: ExtraLifespan | None = None,
+    raw_pool: bool = False,
 ) -> FastAPI:
     """Build a FastAPI app with the shared parts wired in; the service adds its routers.
 
     Sets `app.state.settings`, `app.state.engine`, `app.state.sessionmaker` (transactional)
-    and `app.state.autocommit_engine` (reads, single-statement writes); installs
+    `app.state.autocommit_engine` (reads, single-statement writes) and `app.state.database`
+    (that engine plus the raw pool, see `bookstore_common.rawpool`); installs
     problem+json handlers, the request-id/metrics middleware, `/health/*` and `/metrics`.
     `lifespan` (optional) runs inside the app's lifespan, e.g. to open an httpx client.
-    The engine is disposed when the app shuts down.
+    `raw_pool`: on PostgreSQL the lifespan also opens a raw asyncpg pool for the hot paths
+    (`app.state.database.pool`), which takes a share of DATABASE_POOL_SIZE from the engine.
+    The engine and pool are closed when the app shuts down.
     """
-    engine = create_engine(settings)
+    engine_size, raw_size = pool_sizes(settings.database_pool_size)
+    if not raw_pool or settings.uses_sqlite:
+        engine_size, raw_size = settings.database_pool_size, 0
+    engine = create_engine(settings, pool_size=engine_size)
+    database = Database(
+        create_autocommit_engine(engine), acquire_timeout=settings.database_pool_timeout
+    )
 
     @asynccontextmanager
     async def app_lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if raw_size:
+            database.pool = await open_raw_pool(settings, raw_size)
         try:
             if lifespan is None:
                 yield
@@ -55,6 +68,9 @@ def create_service_app(
                 async with lifespan(app):
                     yield
         finally:
+            if database.pool is not None:
+                await database.pool.close()
+                database.pool = None
             await engine.dispose()
 
     app = FastAPI(
@@ -67,7 +83,8 @@ def create_service_app(
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessionmaker = create_sessionmaker(engine)
-    app.state.autocommit_engine = create_autocommit_engine(engine)
+    app.state.autocommit_engine = database.engine
+    app.state.database = database
     install_problem_handlers(app)
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health_router)

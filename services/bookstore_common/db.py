@@ -24,11 +24,12 @@ def _enable_sqlite_foreign_keys(dbapi_connection: Any, _: Any) -> None:
     cursor.close()
 
 
-def create_engine(settings: ServiceSettings) -> AsyncEngine:
+def create_engine(settings: ServiceSettings, pool_size: int | None = None) -> AsyncEngine:
     """Create the process's engine: a fixed-size pool (no overflow) on PostgreSQL.
 
-    DATABASE_POOL_SIZE connections per worker process, opened lazily and kept: overflow
-    connections would be opened and closed on every burst, which costs more than it serves.
+    `pool_size` (default DATABASE_POOL_SIZE) connections per worker process, opened lazily
+    and kept: overflow connections would be opened and closed on every burst, which costs
+    more than it serves.
     """
     url, connect_args = settings.async_engine_args()
     if settings.uses_sqlite:
@@ -39,7 +40,7 @@ def create_engine(settings: ServiceSettings) -> AsyncEngine:
     return create_async_engine(
         url,
         connect_args=connect_args,
-        pool_size=settings.database_pool_size,
+        pool_size=pool_size or settings.database_pool_size,
         max_overflow=0,
         pool_timeout=settings.database_pool_timeout,
         pool_pre_ping=False,
