@@ -1,9 +1,11 @@
-"""Catalog migrations: from an empty database, concurrently from two processes, seed once."""
+"""Catalog migrations: from an empty database, concurrently from two processes, seed once,
+trigram search indexes (skipped when pg_trgm may not be created)."""
 
 from __future__ import annotations
 
 import os
 import subprocess
+import uuid
 from collections.abc import Callable
 
 import psycopg
@@ -14,11 +16,12 @@ from bookstore_catalog.config import CatalogSettings
 from bookstore_catalog.models import metadata
 from bookstore_catalog.sample_data import SAMPLE_BOOKS
 from bookstore_common.migrations import run_migrations
+from psycopg import sql
 from sqlalchemy import create_engine
 
 from tests.services.conftest import catalog_command
 
-HEAD = "0002"
+HEAD = "0003"
 
 
 def tables_and_version(url: str) -> tuple[set[str], str]:
@@ -117,3 +120,60 @@ def test_upgrade_from_0001_keeps_held_reservations_active_without_reference(
             "SELECT book_id, quantity, reference, released_at FROM reservations"
         ).fetchone()
     assert row == (1, 2, None, None)
+
+
+def test_upgrade_from_0002_adds_trigram_indexes_that_author_searches_use(
+    make_database: Callable[[str], str],
+) -> None:
+    url = make_database("catalog_trgm")
+    settings = CatalogSettings(database_url=url)
+    run_migrations(
+        settings, package="bookstore_catalog", version_table=VERSION_TABLE, revision="0002"
+    )
+    with psycopg.connect(url, autocommit=True) as connection:
+        connection.execute(
+            "INSERT INTO books (title, author, isbn, price, quantity) "
+            "SELECT 'Title ' || i, 'Author ' || (i % 500), lpad(i::text, 13, '0'), 9.99, 1 "
+            "FROM generate_series(1, 5000) AS i"
+        )
+    migrate(settings)
+    assert tables_and_version(url)[1] == HEAD
+    with psycopg.connect(url, autocommit=True) as connection:
+        connection.execute("ANALYZE books")
+        plan = connection.execute(
+            "EXPLAIN SELECT id FROM books WHERE author ILIKE '%thor 42%' ORDER BY id"
+        ).fetchall()
+        indexes = {
+            row[0]
+            for row in connection.execute(
+                "SELECT indexname FROM pg_indexes WHERE tablename = 'books'"
+            )
+        }
+    assert "ix_books_author_trgm" in "\n".join(row[0] for row in plan)
+    assert {"ix_books_title_trgm", "ix_books_author_trgm", "ix_books_isbn_trgm"} <= indexes
+
+
+def test_upgrade_by_a_user_who_may_not_create_pg_trgm_succeeds_without_trigram_indexes(
+    make_database: Callable[[str], str],
+) -> None:
+    url = make_database("catalog_no_trgm")
+    role = f"catalog_no_trgm_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
+        admin.execute(sql.SQL("GRANT CREATE ON SCHEMA public TO {}").format(sql.Identifier(role)))
+    try:
+        migrate(CatalogSettings(database_url=url.replace("//postgres@", f"//{role}@")))
+        assert tables_and_version(url)[1] == HEAD
+        with psycopg.connect(url) as connection:
+            trigram = connection.execute(
+                "SELECT count(*) FROM pg_indexes WHERE indexname LIKE '%trgm'"
+            ).fetchone()
+            extension = connection.execute(
+                "SELECT count(*) FROM pg_extension WHERE extname = 'pg_trgm'"
+            ).fetchone()
+        assert trigram == (0,)
+        assert extension == (0,)
+    finally:
+        with psycopg.connect(url, autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
+            admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
