@@ -53,3 +53,21 @@ async def test_sqlite_dev_mode_has_no_raw_pool(tmp_path: Path) -> None:
     app = create_service_app(settings, title="t", version="0", raw_pool=True)
     async with app.router.lifespan_context(app):
         assert app.state.database.pool is None
+
+
+async def test_a_checkout_from_a_full_raw_pool_times_out(
+    make_database: Callable[[str], str],
+) -> None:
+    settings = ServiceSettings(
+        database_url=make_database("rawpool_full"), database_pool_size=2, database_pool_timeout=0.2
+    )
+    app = create_service_app(settings, title="t", version="0", raw_pool=True)
+    async with app.router.lifespan_context(app):
+        database = app.state.database
+        async with database.connection() as held:
+            assert await held.fetchval("SELECT 1") == 1
+            with pytest.raises(TimeoutError):
+                async with database.connection():
+                    pass
+        async with database.connection() as again:
+            assert await again.fetchval("SELECT 2") == 2
