@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 
+from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bookstore_common.context import REQUEST_ID_HEADER, request_id_var, sanitize_request_id
@@ -31,6 +33,16 @@ def _route_template(scope: Scope) -> str:
     route = scope.get("route")
     path = getattr(route, "path", None)
     return path if isinstance(path, str) else _UNMATCHED_ROUTE
+
+
+@functools.cache
+def _series(method: str, route: str, status: int) -> tuple[Counter, Histogram]:
+    """The request counter and latency histogram of one label set (labels() takes a lock).
+
+    Bounded: methods, route templates and status codes are finite sets.
+    """
+    labels = (method, route, str(status))
+    return HTTP_REQUESTS.labels(*labels), HTTP_LATENCY.labels(*labels)
 
 
 class RequestContextMiddleware:
@@ -76,9 +88,9 @@ class RequestContextMiddleware:
             elapsed = time.perf_counter() - start
             route = _route_template(scope)
             method = scope["method"] if scope["method"] in _KNOWN_METHODS else "OTHER"
-            labels = (method, route, str(status))
-            HTTP_REQUESTS.labels(*labels).inc()
-            HTTP_LATENCY.labels(*labels).observe(elapsed)
+            counter, latency = _series(method, route, status)
+            counter.inc()
+            latency.observe(elapsed)
             if log.isEnabledFor(logging.DEBUG) or status >= 500:
                 log.log(
                     logging.ERROR if status >= 500 else logging.DEBUG,
