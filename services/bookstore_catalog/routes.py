@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from bookstore_common.db import AutocommitEngineDep, SessionDep
 from bookstore_common.problems import PROBLEM_CONTENT_TYPE
-from bookstore_common.rawpool import DatabaseDep
+from bookstore_common.rawpool import database_of
 from bookstore_common.security import ApiKeyDep
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
 
@@ -94,9 +94,9 @@ async def list_books(
 
 
 @router.get("/books/{book_id}", responses=_problems(404))
-async def get_book(database: DatabaseDep, book_id: BookId) -> BookRead:
+async def get_book(request: Request, book_id: BookId) -> BookRead:
     """One book."""
-    return await service.get_book(database, book_id)
+    return await service.get_book(database_of(request), book_id)
 
 
 @writes.post("/books", status_code=status.HTTP_201_CREATED, responses=_problems(401, 409))
@@ -129,7 +129,7 @@ async def delete_book(session: SessionDep, book_id: BookId) -> None:
     responses=_problems(401, 404, 409),
 )
 async def reserve(
-    database: DatabaseDep,
+    request: Request,
     book_id: BookId,
     reservation: ReservationCreate,
     response: Response,
@@ -141,7 +141,7 @@ async def reserve(
     `Idempotent-Replayed: true`; once that key was released, 409.
     """
     reserved, replayed = await service.reserve(
-        database, book_id, reservation.quantity, idempotency_key
+        database_of(request), book_id, reservation.quantity, idempotency_key
     )
     if replayed:
         response.headers["Idempotent-Replayed"] = "true"
@@ -153,12 +153,12 @@ async def reserve(
     status_code=status.HTTP_204_NO_CONTENT,
     responses=_problems(401),
 )
-async def release_by_reference(database: DatabaseDep, reference: Reference) -> None:
+async def release_by_reference(request: Request, reference: Reference) -> None:
     """Give back the reservation made with this Idempotency-Key; always 204 (idempotent).
 
     When none was made yet, a tombstone is kept so a late POST with the key takes nothing.
     """
-    await service.release_by_reference(database, reference)
+    await service.release_by_reference(database_of(request), reference)
 
 
 @writes.delete(
@@ -166,9 +166,9 @@ async def release_by_reference(database: DatabaseDep, reference: Reference) -> N
     status_code=status.HTTP_204_NO_CONTENT,
     responses=_problems(401, 404),
 )
-async def release(database: DatabaseDep, reservation_id: ReservationId) -> None:
+async def release(request: Request, reservation_id: ReservationId) -> None:
     """Give a reservation's copies back (exactly once; a second call is 404)."""
-    await service.release(database, reservation_id)
+    await service.release(database_of(request), reservation_id)
 
 
 router.include_router(writes)

@@ -12,10 +12,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
-from fastapi import Depends, Request
+from fastapi import Request
 from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import ClauseElement
@@ -131,10 +131,11 @@ class RawCheckout:
         await self._pool.release(self._connection)
 
 
-async def get_database(request: Request) -> Database:
-    """FastAPI dependency: the app's `Database` (`app.state.database`)."""
+def database_of(request: Request) -> Database:
+    """The app's `Database` (`app.state.database`).
+
+    Read in the endpoint (`request: Request`) rather than through a FastAPI dependency:
+    solving an async dependency costs ~7 us a request, ~2% of a GET /books/{id}.
+    """
     database: Database = request.app.state.database
     return database
-
-
-DatabaseDep = Annotated[Database, Depends(get_database)]
