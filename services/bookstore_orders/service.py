@@ -14,8 +14,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -211,7 +211,7 @@ class OrdersService:
     async def _record_intent(self, order: OrderCreate, token: str) -> tuple[int, datetime]:
         """Write the order as pending before any stock is taken: (order id, created at)."""
         created_at = utcnow()
-        try:
+        with _order_write_errors():
             async with self._one_statement_connection() as connection:
                 order_id = await repository.insert_pending_order(
                     connection,
@@ -221,14 +221,6 @@ class OrdersService:
                     reservation_token=token,
                     created_at=created_at,
                 )
-        except Exception as exc:
-            ORDERS_REJECTED.labels("error").inc()
-            if database_unavailable(exc):
-                raise UnavailableError(
-                    "The orders database is unavailable; no order was placed and no stock is held.",
-                    retry_after=1,
-                ) from exc
-            raise
         return order_id, created_at
 
     async def _confirm(
@@ -260,7 +252,7 @@ class OrdersService:
             created_at=created_at,
         )
         body = placed.model_dump_json().encode()
-        try:
+        with _order_write_errors():
             if idempotency_key is None:
                 async with self._one_statement_connection() as connection:
                     confirmed = await repository.confirm_order(
@@ -275,14 +267,6 @@ class OrdersService:
                         await repository.store_idempotent_response(
                             session, IDEMPOTENCY_SCOPE, idempotency_key, 201, body.decode()
                         )
-        except Exception as exc:
-            ORDERS_REJECTED.labels("error").inc()
-            if database_unavailable(exc):
-                raise UnavailableError(
-                    "The orders database is unavailable; no order was placed and no stock is held.",
-                    retry_after=1,
-                ) from exc
-            raise
         if not confirmed:
             raise given_up()
         return body
@@ -376,3 +360,18 @@ def _replay(status: int, body: str) -> PlacedOrder:
     """A stored answer; a 201 also names its order for the Location header."""
     order_id = orjson.loads(body)["id"] if status == 201 else None
     return PlacedOrder(status, body.encode(), order_id, replayed=True)
+
+
+@contextmanager
+def _order_write_errors() -> Iterator[None]:
+    """Count a failed order write; a database outage becomes a 503 the client may retry."""
+    try:
+        yield
+    except Exception as exc:
+        ORDERS_REJECTED.labels("error").inc()
+        if database_unavailable(exc):
+            raise UnavailableError(
+                "The orders database is unavailable; no order was placed and no stock is held.",
+                retry_after=1,
+            ) from exc
+        raise
