@@ -8,18 +8,7 @@ from typing import Any
 import pytest
 
 from tests.chart.helm import CI_VALUES, Helm, find, write_values
-
-# Volume types Pod Security Standard "restricted" allows.
-RESTRICTED_VOLUME_TYPES = {
-    "configMap",
-    "csi",
-    "downwardAPI",
-    "emptyDir",
-    "ephemeral",
-    "persistentVolumeClaim",
-    "projected",
-    "secret",
-}
+from tests.pod_security import restricted_violations
 
 
 def pod_spec(helm: Helm, values_file: Path | None) -> dict[str, Any]:
@@ -27,42 +16,6 @@ def pod_spec(helm: Helm, values_file: Path | None) -> dict[str, Any]:
     (deployment,) = find(helm.render(values_file), "Deployment")
     spec: dict[str, Any] = deployment["spec"]["template"]["spec"]
     return spec
-
-
-def restricted_violations(spec: dict[str, Any]) -> list[str]:
-    """What in a pod spec breaks Pod Security Standard "restricted" (plus a read-only root)."""
-    problems = []
-    pod_context = spec.get("securityContext", {})
-    for field in ("hostNetwork", "hostPID", "hostIPC"):
-        if spec.get(field):
-            problems.append(f"pod sets {field}")
-    for volume in spec.get("volumes", []):
-        kinds = set(volume) - {"name"}
-        if not kinds <= RESTRICTED_VOLUME_TYPES:
-            problems.append(f"volume {volume['name']} is of a forbidden type {kinds}")
-    for container in spec.get("containers", []) + spec.get("initContainers", []):
-        name, context = container["name"], container.get("securityContext", {})
-        if not (context.get("runAsNonRoot", pod_context.get("runAsNonRoot"))):
-            problems.append(f"{name}: runAsNonRoot is not true")
-        if context.get("runAsUser", pod_context.get("runAsUser")) == 0:
-            problems.append(f"{name}: runs as uid 0")
-        if context.get("privileged"):
-            problems.append(f"{name}: privileged")
-        if context.get("allowPrivilegeEscalation") is not False:
-            problems.append(f"{name}: allowPrivilegeEscalation is not false")
-        capabilities = context.get("capabilities", {})
-        if "ALL" not in capabilities.get("drop", []):
-            problems.append(f"{name}: does not drop ALL capabilities")
-        if set(capabilities.get("add", [])) - {"NET_BIND_SERVICE"}:
-            problems.append(f"{name}: adds capabilities {capabilities['add']}")
-        seccomp = context.get("seccompProfile", pod_context.get("seccompProfile", {}))
-        if seccomp.get("type") not in ("RuntimeDefault", "Localhost"):
-            problems.append(f"{name}: seccompProfile is not RuntimeDefault")
-        if context.get("readOnlyRootFilesystem") is not True:
-            problems.append(f"{name}: root filesystem is writable")
-        if any(port.get("hostPort") for port in container.get("ports", [])):
-            problems.append(f"{name}: uses a hostPort")
-    return problems
 
 
 @pytest.mark.parametrize("values_name", sorted(CI_VALUES))

@@ -17,8 +17,8 @@ from tests.operator.unit.crd_support import (
     openapi_schema,
     schema_errors,
 )
-from tests.operator.unit.pod_security import restricted_violations
 from tests.operator.unit.stores import all_manifests, bookstore_body, parse_store, store_for
+from tests.pod_security import restricted_violations
 
 SCHEMA = openapi_schema(load_crd())
 DEFAULT_KEYS = list(build_children(store_for("defaults")))

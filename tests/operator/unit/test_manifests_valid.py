@@ -7,7 +7,6 @@ import copy
 import kubernetes_validate
 import pytest
 
-from tests.operator.unit.pod_security import restricted_violations
 from tests.operator.unit.stores import (
     all_bookstore_bodies,
     all_manifests,
@@ -15,6 +14,7 @@ from tests.operator.unit.stores import (
     parse_store,
     store_for,
 )
+from tests.pod_security import restricted_violations
 
 BODIES = all_bookstore_bodies()
 OLDEST_SUPPORTED = "1.30"
