@@ -11,28 +11,19 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import pytest
-import schemathesis
 from bookstore_orders.__main__ import migrate
 from bookstore_orders.app import create_app
 from bookstore_orders.config import OrdersSettings
-from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 
 from tests.services.conftest import LiveCatalog
+from tests.services.fuzz import assert_no_server_error, cases, operations
 from tests.services.orders.conftest import AUTH, LiveOrders, start_orders_server
 
-SCHEMA = schemathesis.openapi.from_dict(
+OPERATIONS = operations(
     create_app(OrdersSettings(database_url="postgresql://unused@127.0.0.1:1/unused")).openapi()
 )
-OPERATIONS = {
-    f"{op.method.upper()} {op.path}": op for op in (r.ok() for r in SCHEMA.get_all_operations())
-}
-CASES = [
-    (name, mode)
-    for name, op in sorted(OPERATIONS.items())
-    for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
-    if mode is GenerationMode.POSITIVE or op.path_parameters or op.query or op.body
-]
+CASES = cases(OPERATIONS)
 
 
 @pytest.fixture(scope="module")
@@ -57,16 +48,4 @@ def test_no_generated_request_causes_a_server_error(
 ) -> None:
     headers = AUTH if with_key else {}
 
-    @given(case=OPERATIONS[operation].as_strategy(generation_mode=mode))
-    @settings(
-        max_examples=25,
-        deadline=None,
-        derandomize=True,
-        database=None,
-        suppress_health_check=list(HealthCheck),
-    )
-    def no_server_error(case: schemathesis.Case) -> None:
-        response = case.call(base_url=fuzz_orders.base_url, headers=headers, timeout=10)
-        assert response.status_code < 500, f"{case.method} {case.formatted_path}: {response.text}"
-
-    no_server_error()
+    assert_no_server_error(OPERATIONS[operation], mode, fuzz_orders.base_url, headers)
