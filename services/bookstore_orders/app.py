@@ -51,7 +51,11 @@ def create_app(settings: OrdersSettings) -> FastAPI:
         catalog = CatalogClient(http, settings.catalog_url, breaker, retry, timeouts)
         compensator = OrderCompensator(app.state.sessionmaker, catalog)
         app.state.orders_service = OrdersService(
-            app.state.sessionmaker, catalog, compensator, settings.idempotency_lease_seconds
+            app.state.sessionmaker,
+            catalog,
+            compensator,
+            settings.idempotency_lease_seconds,
+            app.state.database,
         )
         upkeep = asyncio.create_task(housekeeping(compensator, app.state.orders_service, settings))
         try:
@@ -68,6 +72,7 @@ def create_app(settings: OrdersSettings) -> FastAPI:
         version=__version__,
         description="Customer orders; stock is reserved at catalog over HTTP.",
         lifespan=catalog_lifespan,
+        raw_pool=True,
     )
     app.include_router(router)
     return app

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import asyncpg  # type: ignore[import-untyped]
 import sqlalchemy.exc
 from bookstore_common.problems import (
     BadGatewayError,
@@ -56,6 +57,10 @@ def database_unavailable(exc: BaseException) -> bool:
     """Whether a failure means the database could not serve us (503), not a bug (500)."""
     if isinstance(exc, sqlalchemy.exc.TimeoutError | OSError):  # pool wait, refused socket
         return True
+    if isinstance(exc, asyncpg.InterfaceError):  # the raw pool's connection is gone
+        return True
+    if isinstance(exc, asyncpg.PostgresError):  # the raw pool: the server's own answer
+        return str(exc.sqlstate)[:2] in _UNAVAILABLE_SQLSTATE_CLASSES
     if not isinstance(exc, sqlalchemy.exc.DBAPIError):
         return False
     sqlstate = getattr(exc.orig, "sqlstate", None)

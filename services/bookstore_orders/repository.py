@@ -1,4 +1,8 @@
-"""Every SQL statement of the orders service."""
+"""Every SQL statement of the orders service.
+
+The place-order saga's two statements (the pending INSERT, the confirm) also run on the
+raw asyncpg pool when there is one (PostgreSQL), compiled once from the same statements.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, cast
 
+from bookstore_common.rawpool import Database, RawStatement
 from sqlalchemy import Table, and_, bindparam, delete, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -137,6 +142,7 @@ _INSERT_PENDING = (
     )
     .returning(ORDERS.c.id)
 )
+_INSERT_PENDING_RAW = RawStatement.compile(_INSERT_PENDING)
 
 
 def _dialect_name(db: AsyncConnection | AsyncSession) -> str:
@@ -168,6 +174,15 @@ async def insert_pending_order(
     return int(order_id)
 
 
+async def insert_pending_order_raw(database: Database, params: dict[str, Any]) -> int:
+    """insert_pending_order's one statement on the raw pool (`params` by column name)."""
+    async with database.connection() as connection:
+        order_id = await connection.fetchval(
+            _INSERT_PENDING_RAW.sql, *_INSERT_PENDING_RAW.arguments(params)
+        )
+    return int(order_id)
+
+
 # Pending -> confirmed and the lines in ONE statement: atomic on its own (no BEGIN/COMMIT
 # needed), and it confirms nothing when a sweeper already failed the order.
 _CONFIRM_WITH_LINES = text(
@@ -187,6 +202,36 @@ _CONFIRM_WITH_LINES = text(
     RETURNING order_id
     """
 )
+_CONFIRM_WITH_LINES_RAW = RawStatement.compile(_CONFIRM_WITH_LINES)
+
+
+def _confirm_params(
+    order_id: int, total_price: Decimal, items: Sequence[dict[str, Any]]
+) -> dict[str, Any]:
+    """The parameters of the one-statement confirm (the lines as parallel arrays)."""
+    return {
+        "confirmed": OrderStatus.CONFIRMED.value,
+        "pending": OrderStatus.PENDING.value,
+        "order_id": order_id,
+        "total_price": total_price,
+        "updated_at": utcnow(),
+        "book_ids": [item["book_id"] for item in items],
+        "quantities": [item["quantity"] for item in items],
+        "unit_prices": [item["unit_price"] for item in items],
+        "reservation_ids": [item["reservation_id"] for item in items],
+    }
+
+
+async def confirm_order_raw(
+    database: Database, order_id: int, *, total_price: Decimal, items: Sequence[dict[str, Any]]
+) -> bool:
+    """confirm_order's one PostgreSQL statement on the raw pool; False when not pending."""
+    params = _confirm_params(order_id, total_price, items)
+    async with database.connection() as connection:
+        row = await connection.fetchrow(
+            _CONFIRM_WITH_LINES_RAW.sql, *_CONFIRM_WITH_LINES_RAW.arguments(params)
+        )
+    return row is not None
 
 
 async def confirm_order(
@@ -199,18 +244,7 @@ async def confirm_order(
     """Flip a pending order to confirmed with its lines; False when it was not pending."""
     if _dialect_name(db) == "postgresql":
         result = await db.execute(
-            _CONFIRM_WITH_LINES,
-            {
-                "confirmed": OrderStatus.CONFIRMED.value,
-                "pending": OrderStatus.PENDING.value,
-                "order_id": order_id,
-                "total_price": total_price,
-                "updated_at": utcnow(),
-                "book_ids": [item["book_id"] for item in items],
-                "quantities": [item["quantity"] for item in items],
-                "unit_prices": [item["unit_price"] for item in items],
-                "reservation_ids": [item["reservation_id"] for item in items],
-            },
+            _CONFIRM_WITH_LINES, _confirm_params(order_id, total_price, items)
         )
         return result.first() is not None
     confirmed = await db.execute(

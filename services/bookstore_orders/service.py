@@ -6,7 +6,8 @@ then confirms the order with its lines in one statement. Any failure after the i
 releases every line by reference (see compensation.py) and marks the order failed; if
 the process dies instead, the sweeper does it. So no stock is held without an order and
 no confirmed order lacks its stock. The saga owns its transactions, so it uses the
-sessionmaker.
+sessionmaker; without an Idempotency-Key its two statements run on the raw asyncpg pool
+when there is one (PostgreSQL), each autocommitted as on the engine.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import orjson
 from bookstore_common.problems import (
@@ -28,6 +30,7 @@ from bookstore_common.problems import (
     UnavailableError,
     UnprocessableError,
 )
+from bookstore_common.rawpool import Database
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from bookstore_orders import repository
@@ -90,8 +93,10 @@ class OrdersService:
         catalog: CatalogClient,
         compensator: OrderCompensator,
         idempotency_lease: float = 60.0,
+        database: Database | None = None,
     ) -> None:
         self._sessionmaker = sessionmaker
+        self._database = database  # its raw pool (when open) runs the saga's hot statements
         self._catalog = catalog
         self._compensator = compensator
         # PostgreSQL runs single-statement writes autocommitted (no BEGIN/COMMIT trips).
@@ -211,16 +216,20 @@ class OrdersService:
     async def _record_intent(self, order: OrderCreate, token: str) -> tuple[int, datetime]:
         """Write the order as pending before any stock is taken: (order id, created at)."""
         created_at = utcnow()
+        params: dict[str, Any] = {
+            "customer_name": order.customer_name,
+            "customer_email": order.customer_email,
+            "line_count": len(order.items),
+            "reservation_token": token,
+            "created_at": created_at,
+        }
+        database = self._database
         with _order_write_errors():
-            async with self._one_statement_connection() as connection:
-                order_id = await repository.insert_pending_order(
-                    connection,
-                    customer_name=order.customer_name,
-                    customer_email=order.customer_email,
-                    line_count=len(order.items),
-                    reservation_token=token,
-                    created_at=created_at,
-                )
+            if database is not None and database.pool is not None:
+                order_id = await repository.insert_pending_order_raw(database, params)
+            else:
+                async with self._one_statement_connection() as connection:
+                    order_id = await repository.insert_pending_order(connection, **params)
         return order_id, created_at
 
     async def _confirm(
@@ -252,8 +261,13 @@ class OrdersService:
             created_at=created_at,
         )
         body = placed.model_dump_json().encode()
+        database = self._database
         with _order_write_errors():
-            if idempotency_key is None:
+            if idempotency_key is None and database is not None and database.pool is not None:
+                confirmed = await repository.confirm_order_raw(
+                    database, order_id, total_price=total, items=items
+                )
+            elif idempotency_key is None:
                 async with self._one_statement_connection() as connection:
                     confirmed = await repository.confirm_order(
                         connection, order_id, total_price=total, items=items
