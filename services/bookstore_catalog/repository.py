@@ -8,7 +8,7 @@ pool when there is one (PostgreSQL), from statements compiled once; else on the 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -149,6 +149,7 @@ _RESERVE_RAW = RawStatement.compile(_RESERVE)
 _RELEASE_RAW = RawStatement.compile(_RELEASE)
 _RELEASE_BY_REFERENCE_RAW = RawStatement.compile(_RELEASE_BY_REFERENCE)
 _PURGE_BATCH = 1000
+DEADLOCK_ATTEMPTS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -368,8 +369,7 @@ async def _reserve_on_raw_pool(
 ) -> tuple[int, Decimal] | None:
     """reserve_stock's one statement on the raw pool."""
     try:
-        async with database.connection() as connection:
-            row = await connection.fetchrow(_RESERVE_RAW.sql, *_RESERVE_RAW.arguments(params))
+        row = await _fetchrow(database, _RESERVE_RAW, params)
     except asyncpg.UniqueViolationError as exc:
         if _is_reference_violation(exc):
             raise DuplicateReferenceError from exc
@@ -381,9 +381,23 @@ async def _release_on_raw_pool(
     database: Database, statement: RawStatement, params: dict[str, Any]
 ) -> bool:
     """Run a one-statement release on the raw pool; True when stock came back."""
-    async with database.connection() as connection:
-        row = await connection.fetchrow(statement.sql, *statement.arguments(params))
-    return row is not None
+    return await _fetchrow(database, statement, params) is not None
+
+
+async def _fetchrow(database: Database, statement: RawStatement, params: dict[str, Any]) -> Any:
+    """Run one atomic stock statement on the raw pool; again if PostgreSQL broke a deadlock.
+
+    A reservation locks its book, then its reference's index entry; a release by reference
+    locks the reservation, then its book: racing on one reference they can deadlock, and
+    PostgreSQL rolls one statement back whole, so running it again is safe (its advice).
+    """
+    arguments = statement.arguments(params)
+    for _ in range(DEADLOCK_ATTEMPTS - 1):
+        with suppress(asyncpg.DeadlockDetectedError):
+            async with database.connection() as connection:
+                return await connection.fetchrow(statement.sql, *arguments)
+    async with database.connection() as connection:  # the last attempt's error propagates
+        return await connection.fetchrow(statement.sql, *arguments)
 
 
 async def find_reservation(engine: AsyncEngine, reference: str) -> StoredReservation | None:

@@ -1,0 +1,48 @@
+"""A stock statement PostgreSQL picked as a deadlock victim runs again (it was rolled back whole).
+
+Seen for real: a reservation and a release by reference racing on one key deadlock now and then
+(book row, then reference; reservation, then book). The race itself is covered in
+test_reservation_references.py; this pins the retry on the raw pool deterministically.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+import pytest
+from bookstore_catalog import repository
+
+
+class DeadlockingDatabase:
+    """A raw-pool stand-in whose first `deadlocks` statements lose a deadlock."""
+
+    def __init__(self, deadlocks: int) -> None:
+        self.deadlocks = deadlocks
+        self.statements = 0
+        self.pool = object()
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[DeadlockingDatabase]:
+        yield self
+
+    async def fetchrow(self, sql: str, *args: Any) -> dict[str, Any]:
+        self.statements += 1
+        if self.statements <= self.deadlocks:
+            raise asyncpg.DeadlockDetectedError("deadlock detected")
+        return {"id": 7}
+
+
+async def test_a_release_that_lost_a_deadlock_runs_again_and_gives_stock_back() -> None:
+    database = DeadlockingDatabase(deadlocks=repository.DEADLOCK_ATTEMPTS - 1)
+    assert await repository.release_by_reference(database, "order-1-x-0") is True  # type: ignore[arg-type]
+    assert database.statements == repository.DEADLOCK_ATTEMPTS
+
+
+async def test_a_reservation_that_keeps_losing_deadlocks_fails_after_bounded_attempts() -> None:
+    database = DeadlockingDatabase(deadlocks=repository.DEADLOCK_ATTEMPTS)
+    with pytest.raises(asyncpg.DeadlockDetectedError):
+        await repository.reserve_stock(database, 1, 1, "key")  # type: ignore[arg-type]
+    assert database.statements == repository.DEADLOCK_ATTEMPTS
