@@ -21,7 +21,7 @@ from bookstore_orders.app import create_app
 from bookstore_orders.config import OrdersSettings
 from psycopg import sql
 
-from tests.services.conftest import CATALOG_API_KEY, LiveCatalog, free_port
+from tests.services.conftest import CATALOG_API_KEY, LiveCatalog, free_port, truncate
 from tests.services.orders.catalog_stub import StubCatalog, serve
 
 # One key per bookstore: orders accepts it and sends it on to catalog.
@@ -42,11 +42,53 @@ def orders_database_url(make_database: Callable[[str], str]) -> str:
 @pytest.fixture
 def orders_db(orders_database_url: str) -> str:
     """The orders database, emptied before the test (isolation per test)."""
-    with psycopg.connect(orders_database_url, autocommit=True) as connection:
-        connection.execute(
-            "TRUNCATE orders, order_items, idempotency_keys RESTART IDENTITY CASCADE"
-        )
+    truncate(orders_database_url, ("orders", "order_items", "idempotency_keys"))
     return orders_database_url
+
+
+@dataclass(frozen=True)
+class RefusingTrigger:
+    """A PostgreSQL row trigger that makes the database refuse a write, as a real failure would."""
+
+    url: str
+    name: str
+    timing: str  # e.g. "BEFORE INSERT"
+    table: str
+    raise_sql: str  # e.g. "RAISE EXCEPTION 'going away' USING ERRCODE = '57P03'"
+    condition: str = "true"  # the trigger's WHEN condition
+
+    def install(self) -> None:
+        """Create the trigger function and the trigger."""
+        name, table = sql.Identifier(self.name), sql.Identifier(self.table)
+        with psycopg.connect(self.url, autocommit=True) as connection:
+            connection.execute(
+                sql.SQL(
+                    "CREATE FUNCTION {}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN {}; END $$"
+                ).format(name, sql.SQL(self.raise_sql))
+            )
+            connection.execute(
+                sql.SQL(
+                    "CREATE TRIGGER {} {} ON {} FOR EACH ROW WHEN ({}) EXECUTE FUNCTION {}()"
+                ).format(name, sql.SQL(self.timing), table, sql.SQL(self.condition), name)
+            )
+
+    def remove(self) -> None:
+        """Drop the trigger and its function (idempotent, so a test may heal mid-way)."""
+        name, table = sql.Identifier(self.name), sql.Identifier(self.table)
+        with psycopg.connect(self.url, autocommit=True) as connection:
+            connection.execute(sql.SQL("DROP TRIGGER IF EXISTS {} ON {}").format(name, table))
+            connection.execute(sql.SQL("DROP FUNCTION IF EXISTS {}()").format(name))
+
+
+@contextlib.contextmanager
+def refusing_trigger(**trigger: str) -> Iterator[RefusingTrigger]:
+    """Install a RefusingTrigger for the block; it is always dropped afterwards."""
+    installed = RefusingTrigger(**trigger)
+    installed.install()
+    try:
+        yield installed
+    finally:
+        installed.remove()
 
 
 def count_rows(url: str, table: str) -> int:

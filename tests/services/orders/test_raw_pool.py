@@ -7,14 +7,19 @@ from contextlib import asynccontextmanager
 from decimal import Decimal
 
 import httpx
-import psycopg
 import pytest
 from bookstore_orders.app import create_app
 from bookstore_orders.config import OrdersSettings
 from fastapi import FastAPI
 
 from tests.services.orders.catalog_stub import StubCatalog
-from tests.services.orders.conftest import API_KEY, AUTH, count_rows, order_statuses
+from tests.services.orders.conftest import (
+    API_KEY,
+    AUTH,
+    count_rows,
+    order_statuses,
+    refusing_trigger,
+)
 from tests.services.orders.test_orders_api import order_body
 
 TWO_BOOKS = order_body(items=[{"book_id": 1, "quantity": 3}, {"book_id": 2, "quantity": 1}])
@@ -58,21 +63,15 @@ async def test_order_without_key_is_written_on_the_raw_pool_not_the_engine(
 @pytest.fixture
 def confirm_refused_as_shutting_down(orders_db: str) -> Iterator[None]:
     """Make PostgreSQL refuse confirming an order as if shutting down (SQLSTATE 57P03)."""
-    with psycopg.connect(orders_db, autocommit=True) as connection:
-        connection.execute(
-            "CREATE FUNCTION refuse_confirm() RETURNS trigger LANGUAGE plpgsql AS "
-            "$$ BEGIN RAISE EXCEPTION 'going away' USING ERRCODE = '57P03'; END $$"
-        )
-        connection.execute(
-            "CREATE TRIGGER refuse_confirm BEFORE UPDATE ON orders "
-            "FOR EACH ROW WHEN (NEW.status = 'confirmed') EXECUTE FUNCTION refuse_confirm()"
-        )
-    try:
+    with refusing_trigger(
+        url=orders_db,
+        name="refuse_confirm",
+        timing="BEFORE UPDATE",
+        table="orders",
+        condition="NEW.status = 'confirmed'",
+        raise_sql="RAISE EXCEPTION 'going away' USING ERRCODE = '57P03'",
+    ):
         yield
-    finally:
-        with psycopg.connect(orders_db, autocommit=True) as connection:
-            connection.execute("DROP TRIGGER refuse_confirm ON orders")
-            connection.execute("DROP FUNCTION refuse_confirm()")
 
 
 @pytest.mark.usefixtures("confirm_refused_as_shutting_down")

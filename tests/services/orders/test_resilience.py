@@ -7,7 +7,6 @@ import time
 from collections.abc import Callable, Iterator
 
 import httpx
-import psycopg
 import pytest
 from bookstore_orders.app import create_app
 from bookstore_orders.config import OrdersSettings
@@ -21,6 +20,7 @@ from tests.services.orders.conftest import (
     count_orders_not_failed,
     count_rows,
     order_statuses,
+    refusing_trigger,
 )
 from tests.services.orders.test_orders_api import order_body
 
@@ -67,21 +67,14 @@ async def test_catalog_timing_out_on_a_line_releases_the_lines_already_reserved(
 @pytest.fixture
 def failing_order_writes(orders_db: str) -> Iterator[None]:
     """Make PostgreSQL refuse every new order row (a real database failure)."""
-    with psycopg.connect(orders_db, autocommit=True) as connection:
-        connection.execute(
-            "CREATE FUNCTION refuse_orders() RETURNS trigger LANGUAGE plpgsql AS "
-            "$$ BEGIN RAISE EXCEPTION 'orders are refused by the test'; END $$"
-        )
-        connection.execute(
-            "CREATE TRIGGER refuse_orders BEFORE INSERT ON order_items "
-            "FOR EACH ROW EXECUTE FUNCTION refuse_orders()"
-        )
-    try:
+    with refusing_trigger(
+        url=orders_db,
+        name="refuse_orders",
+        timing="BEFORE INSERT",
+        table="order_items",
+        raise_sql="RAISE EXCEPTION 'orders are refused by the test'",
+    ):
         yield
-    finally:
-        with psycopg.connect(orders_db, autocommit=True) as connection:
-            connection.execute("DROP TRIGGER refuse_orders ON order_items")
-            connection.execute("DROP FUNCTION refuse_orders()")
 
 
 @pytest.mark.usefixtures("failing_order_writes")
@@ -211,25 +204,15 @@ async def test_unreachable_orders_database_is_503_and_gives_the_stock_back(
 @pytest.fixture
 def unavailable_order_updates(orders_db: str) -> Iterator[Callable[[], None]]:
     """Make PostgreSQL refuse order updates as if shutting down; call the result to heal."""
-    statements = (
-        "CREATE FUNCTION refuse_updates() RETURNS trigger LANGUAGE plpgsql AS "
-        "$$ BEGIN RAISE EXCEPTION 'going away' USING ERRCODE = '57P03'; END $$",
-        "CREATE TRIGGER refuse_updates BEFORE UPDATE ON orders "
-        "FOR EACH ROW WHEN (NEW.status = 'cancelled') EXECUTE FUNCTION refuse_updates()",
-    )
-
-    def heal() -> None:
-        with psycopg.connect(orders_db, autocommit=True) as connection:
-            connection.execute("DROP TRIGGER IF EXISTS refuse_updates ON orders")
-            connection.execute("DROP FUNCTION IF EXISTS refuse_updates()")
-
-    with psycopg.connect(orders_db, autocommit=True) as connection:
-        for statement in statements:
-            connection.execute(statement)
-    try:
-        yield heal
-    finally:
-        heal()
+    with refusing_trigger(
+        url=orders_db,
+        name="refuse_updates",
+        timing="BEFORE UPDATE",
+        table="orders",
+        condition="NEW.status = 'cancelled'",
+        raise_sql="RAISE EXCEPTION 'going away' USING ERRCODE = '57P03'",
+    ) as trigger:
+        yield trigger.remove
 
 
 async def test_cancel_whose_database_write_fails_is_503_and_a_retry_completes_it(
