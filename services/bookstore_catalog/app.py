@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
-from bookstore_common.app import create_service_app
+from bookstore_common.app import create_service_app, freeze_startup_heap
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -63,4 +63,6 @@ async def purge_released_periodically(engine: AsyncEngine, settings: CatalogSett
 
 def create_app_from_env() -> FastAPI:
     """uvicorn factory: the catalog app configured from the environment."""
-    return create_app(CatalogSettings())
+    app = create_app(CatalogSettings())
+    freeze_startup_heap()
+    return app

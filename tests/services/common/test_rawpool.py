@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from pathlib import Path
 
@@ -71,3 +72,48 @@ async def test_a_checkout_from_a_full_raw_pool_times_out(
                     pass
         async with database.connection() as again:
             assert await again.fetchval("SELECT 2") == 2
+
+
+async def test_checkouts_waiting_for_a_busy_raw_pool_are_served_in_arrival_order(
+    make_database: Callable[[str], str],
+) -> None:
+    settings = ServiceSettings(database_url=make_database("rawpool_fifo"), database_pool_size=2)
+    app = create_service_app(settings, title="t", version="0", raw_pool=True)
+    served: list[str] = []
+    async with app.router.lifespan_context(app):
+        database = app.state.database
+
+        async def take(name: str) -> None:
+            async with database.connection() as connection:
+                served.append(name)
+                await connection.fetchval("SELECT 1")
+
+        async with database.connection():  # the pool's only connection
+            waiting = [asyncio.create_task(take(f"waiter {n}")) for n in range(5)]
+            await asyncio.sleep(0.05)
+        # arrives while the five still queue: it must not overtake any of them
+        late = asyncio.create_task(take("late"))
+        await asyncio.gather(*waiting, late)
+    assert served == [*(f"waiter {n}" for n in range(5)), "late"]
+
+
+async def test_a_checkout_cancelled_while_waiting_gives_its_turn_to_the_next(
+    make_database: Callable[[str], str],
+) -> None:
+    settings = ServiceSettings(database_url=make_database("rawpool_cancel"), database_pool_size=2)
+    app = create_service_app(settings, title="t", version="0", raw_pool=True)
+    async with app.router.lifespan_context(app):
+        database = app.state.database
+
+        async def hold_once() -> int:
+            async with database.connection() as connection:
+                return int(await connection.fetchval("SELECT 7"))
+
+        async with database.connection():
+            abandoned = asyncio.create_task(hold_once())
+            patient = asyncio.create_task(hold_once())
+            await asyncio.sleep(0.05)
+            abandoned.cancel()
+        assert await asyncio.wait_for(patient, 5) == 7
+        assert abandoned.cancelled()
+        assert await asyncio.wait_for(hold_once(), 5) == 7  # no slot was lost
