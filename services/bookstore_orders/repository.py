@@ -1,12 +1,14 @@
 """Every SQL statement of the orders service.
 
 The place-order saga's two statements (the pending INSERT, the confirm) also run on the
-raw asyncpg pool when there is one (PostgreSQL), compiled once from the same statements.
+raw asyncpg pool when there is one (PostgreSQL), as batch statements that serve many
+orders at once (their rows as parallel arrays).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, cast
@@ -142,7 +144,6 @@ _INSERT_PENDING = (
     )
     .returning(ORDERS.c.id)
 )
-_INSERT_PENDING_RAW = RawStatement.compile(_INSERT_PENDING)
 
 
 def _dialect_name(db: AsyncConnection | AsyncSession) -> str:
@@ -174,13 +175,50 @@ async def insert_pending_order(
     return int(order_id)
 
 
-async def insert_pending_order_raw(database: Database, params: dict[str, Any]) -> int:
-    """insert_pending_order's one statement on the raw pool (`params` by column name)."""
+# The raw pool's pending INSERT serves many orders at once (see bookstore_common.batching):
+# one statement, one commit; each order's id comes back with its unique random token.
+_INSERT_PENDING_BATCH = RawStatement.compile(
+    text(
+        """
+        INSERT INTO orders (status, customer_name, customer_email, total_price, line_count,
+            reservation_token, created_at, updated_at)
+        SELECT :pending, r.customer_name, r.customer_email, 0, r.line_count,
+            r.reservation_token, r.created_at, r.created_at
+        FROM unnest(
+            CAST(:customer_names AS varchar[]), CAST(:customer_emails AS varchar[]),
+            CAST(:line_counts AS integer[]), CAST(:tokens AS varchar[]),
+            CAST(:created_ats AS timestamptz[])
+        ) WITH ORDINALITY AS r (customer_name, customer_email, line_count, reservation_token,
+            created_at, position)
+        ORDER BY r.position
+        RETURNING id, reservation_token
+        """
+    )
+)
+
+
+async def insert_pending_orders_raw(
+    database: Database, orders: Sequence[dict[str, Any]]
+) -> list[int]:
+    """insert_pending_order for many orders in one statement (`orders`: its keyword
+    arguments each); their ids, in order. Tokens must differ (they map ids back)."""
+    tokens = [order["reservation_token"] for order in orders]
+    if len(set(tokens)) != len(tokens):
+        raise ValueError("two pending orders of one batch share a reservation token")
+    params = {
+        "pending": OrderStatus.PENDING.value,
+        "customer_names": [order["customer_name"] for order in orders],
+        "customer_emails": [order["customer_email"] for order in orders],
+        "line_counts": [order["line_count"] for order in orders],
+        "tokens": tokens,
+        "created_ats": [order["created_at"] for order in orders],
+    }
     async with database.connection() as connection:
-        order_id = await connection.fetchval(
-            _INSERT_PENDING_RAW.sql, *_INSERT_PENDING_RAW.arguments(params)
+        rows = await connection.fetch(
+            _INSERT_PENDING_BATCH.sql, *_INSERT_PENDING_BATCH.arguments(params)
         )
-    return int(order_id)
+    ids = {row["reservation_token"]: row["id"] for row in rows}
+    return [int(ids[token]) for token in tokens]
 
 
 # Pending -> confirmed and the lines in ONE statement: atomic on its own (no BEGIN/COMMIT
@@ -202,7 +240,6 @@ _CONFIRM_WITH_LINES = text(
     RETURNING order_id
     """
 )
-_CONFIRM_WITH_LINES_RAW = RawStatement.compile(_CONFIRM_WITH_LINES)
 
 
 def _confirm_params(
@@ -222,16 +259,66 @@ def _confirm_params(
     }
 
 
-async def confirm_order_raw(
-    database: Database, order_id: int, *, total_price: Decimal, items: Sequence[dict[str, Any]]
-) -> bool:
-    """confirm_order's one PostgreSQL statement on the raw pool; False when not pending."""
-    params = _confirm_params(order_id, total_price, items)
-    async with database.connection() as connection:
-        row = await connection.fetchrow(
-            _CONFIRM_WITH_LINES_RAW.sql, *_CONFIRM_WITH_LINES_RAW.arguments(params)
+# The raw pool's confirm serves many orders at once, like _CONFIRM_WITH_LINES for one: each
+# order flips only if still pending, and only the flipped orders get their lines.
+_CONFIRM_BATCH = RawStatement.compile(
+    text(
+        """
+        WITH confirmed AS (
+            UPDATE orders SET status = :confirmed, total_price = batch.total_price,
+                updated_at = :updated_at
+            FROM unnest(CAST(:order_ids AS integer[]), CAST(:totals AS numeric[]))
+                AS batch (order_id, total_price)
+            WHERE orders.id = batch.order_id AND orders.status = :pending
+            RETURNING orders.id
         )
-    return row is not None
+        INSERT INTO order_items (order_id, book_id, quantity, unit_price, reservation_id)
+        SELECT line.order_id, line.book_id, line.quantity, line.unit_price, line.reservation_id
+        FROM unnest(
+            CAST(:line_orders AS integer[]), CAST(:book_ids AS integer[]),
+            CAST(:quantities AS integer[]), CAST(:unit_prices AS numeric[]),
+            CAST(:reservation_ids AS varchar[])
+        ) WITH ORDINALITY AS line (order_id, book_id, quantity, unit_price, reservation_id,
+            position)
+        WHERE line.order_id IN (SELECT id FROM confirmed)
+        ORDER BY line.position
+        RETURNING order_id
+        """
+    )
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Confirmation:
+    """One order to confirm: its id, total and lines (book_id, quantity, unit_price,
+    reservation_id each)."""
+
+    order_id: int
+    total_price: Decimal
+    items: Sequence[dict[str, Any]]
+
+
+async def confirm_orders_raw(
+    database: Database, confirmations: Sequence[Confirmation]
+) -> list[bool]:
+    """confirm_order for many orders in one statement: per order, False when not pending."""
+    lines = [(c.order_id, item) for c in confirmations for item in c.items]
+    params = {
+        "confirmed": OrderStatus.CONFIRMED.value,
+        "pending": OrderStatus.PENDING.value,
+        "updated_at": utcnow(),
+        "order_ids": [c.order_id for c in confirmations],
+        "totals": [c.total_price for c in confirmations],
+        "line_orders": [order_id for order_id, _ in lines],
+        "book_ids": [item["book_id"] for _, item in lines],
+        "quantities": [item["quantity"] for _, item in lines],
+        "unit_prices": [item["unit_price"] for _, item in lines],
+        "reservation_ids": [item["reservation_id"] for _, item in lines],
+    }
+    async with database.connection() as connection:
+        rows = await connection.fetch(_CONFIRM_BATCH.sql, *_CONFIRM_BATCH.arguments(params))
+    confirmed = {row["order_id"] for row in rows}
+    return [c.order_id in confirmed for c in confirmations]
 
 
 async def confirm_order(

@@ -7,7 +7,9 @@ releases every line by reference (see compensation.py) and marks the order faile
 the process dies instead, the sweeper does it. So no stock is held without an order and
 no confirmed order lacks its stock. The saga owns its transactions, so it uses the
 sessionmaker; without an Idempotency-Key its two statements run on the raw asyncpg pool
-when there is one (PostgreSQL), each autocommitted as on the engine.
+when there is one (PostgreSQL), each autocommitted as on the engine, and batched: orders
+that arrive while one INSERT (or confirm) is in flight share the next statement, one round
+trip and one commit for all of them (bookstore_common.batching).
 """
 
 from __future__ import annotations
@@ -20,9 +22,11 @@ from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 import orjson
+from bookstore_common.batching import Batcher
 from bookstore_common.problems import (
     ConflictError,
     DomainError,
@@ -67,6 +71,7 @@ IDEMPOTENCY_SCOPE = "POST /orders"
 # Outcomes that will never change on a retry, so a retry with the same key replays them.
 _FINAL_ERROR_STATUSES = frozenset({404, 409, 422})
 _CLAIM_ATTEMPTS = 3
+_BATCHES_IN_FLIGHT = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +82,11 @@ class PlacedOrder:
     body: bytes
     order_id: int | None = None
     replayed: bool = False
+
+
+def _worth_running_alone(exc: Exception) -> bool:
+    """A failed batch's orders are retried one by one unless the database is down."""
+    return not database_unavailable(exc)
 
 
 def request_fingerprint(order: OrderCreate) -> str:
@@ -96,7 +106,6 @@ class OrdersService:
         database: Database | None = None,
     ) -> None:
         self._sessionmaker = sessionmaker
-        self._database = database  # its raw pool (when open) runs the saga's hot statements
         self._catalog = catalog
         self._compensator = compensator
         # PostgreSQL runs single-statement writes autocommitted (no BEGIN/COMMIT trips).
@@ -105,6 +114,22 @@ class OrdersService:
         self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._one_statement = engine.dialect.name == "postgresql"
         self._lease = timedelta(seconds=idempotency_lease)
+        self._pending_inserts: Batcher[dict[str, Any], int] | None = None
+        self._confirms: Batcher[repository.Confirmation, bool] | None = None
+        if database is not None and database.pool is not None:
+            # Two batches in flight per statement, so one slow batch (a row lock, say) does
+            # not hold up every order of the worker; more would only make batches smaller.
+            concurrency = max(1, min(_BATCHES_IN_FLIGHT, database.pool.get_max_size() // 2))
+            self._pending_inserts = Batcher(
+                partial(repository.insert_pending_orders_raw, database),
+                concurrency=concurrency,
+                split_on=_worth_running_alone,
+            )
+            self._confirms = Batcher(
+                partial(repository.confirm_orders_raw, database),
+                concurrency=concurrency,
+                split_on=_worth_running_alone,
+            )
 
     async def place_order(self, order: OrderCreate, idempotency_key: str | None) -> PlacedOrder:
         """Place an order once per Idempotency-Key; a retry gets the first answer back."""
@@ -223,10 +248,9 @@ class OrdersService:
             "reservation_token": token,
             "created_at": created_at,
         }
-        database = self._database
         with _order_write_errors():
-            if database is not None and database.pool is not None:
-                order_id = await repository.insert_pending_order_raw(database, params)
+            if self._pending_inserts is not None:
+                order_id = await self._pending_inserts.submit(params)
             else:
                 async with self._one_statement_connection() as connection:
                     order_id = await repository.insert_pending_order(connection, **params)
@@ -261,11 +285,10 @@ class OrdersService:
             created_at=created_at,
         )
         body = placed.model_dump_json().encode()
-        database = self._database
         with _order_write_errors():
-            if idempotency_key is None and database is not None and database.pool is not None:
-                confirmed = await repository.confirm_order_raw(
-                    database, order_id, total_price=total, items=items
+            if idempotency_key is None and self._confirms is not None:
+                confirmed = await self._confirms.submit(
+                    repository.Confirmation(order_id, total, items)
                 )
             elif idempotency_key is None:
                 async with self._one_statement_connection() as connection:
