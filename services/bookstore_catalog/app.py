@@ -13,7 +13,7 @@ from bookstore_common.app import create_service_app, freeze_startup_heap
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bookstore_catalog import service
+from bookstore_catalog import repository, service
 from bookstore_catalog.config import CatalogSettings
 from bookstore_catalog.routes import router
 
@@ -43,6 +43,7 @@ def create_app(settings: CatalogSettings) -> FastAPI:
         lifespan=purge_lifespan,
         raw_pool=True,
     )
+    app.state.book_reader = repository.BookReader(app.state.database)
     app.include_router(router)
     app.include_router(router, prefix="/catalog", include_in_schema=False)
     return app

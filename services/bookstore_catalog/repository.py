@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
+from bookstore_common.batching import Batcher
 from bookstore_common.rawpool import Database, RawStatement
 from sqlalchemy import (
     ColumnElement,
@@ -22,6 +23,7 @@ from sqlalchemy import (
     Numeric,
     RowMapping,
     String,
+    any_,
     bindparam,
     delete,
     func,
@@ -229,7 +231,7 @@ async def get_book(session: AsyncSession, book_id: int) -> RowMapping | None:
 
 
 async def read_book(database: Database, book_id: int) -> Mapping[Any, Any] | None:
-    """One book's columns, or None (the hottest query: the raw pool when there is one)."""
+    """One book's columns, or None (one statement of its own; see BookReader)."""
     if database.pool is not None:
         async with database.connection() as connection:
             record = await connection.fetchrow(_SELECT_BOOK_RAW.sql, book_id)
@@ -237,6 +239,35 @@ async def read_book(database: Database, book_id: int) -> Mapping[Any, Any] | Non
     async with database.engine.connect() as connection:
         result = await connection.execute(_SELECT_BOOK, {"book_id": book_id})
         return result.mappings().first()
+
+
+_BOOK_IDS = bindparam("book_ids", type_=postgresql.ARRAY(Integer))
+_SELECT_BOOKS_RAW = RawStatement.compile(select(*BOOK_COLUMNS).where(Book.id == any_(_BOOK_IDS)))
+
+
+class BookReader:
+    """Reads one book by id, the hottest query: on the raw pool, the reads that arrive while
+    two SELECTs are in flight share the next one (`id = ANY(...)`, see
+    bookstore_common.batching). Each statement starts after its reads arrived, so every
+    read sees every write committed before its request."""
+
+    def __init__(self, database: Database) -> None:
+        self._database = database
+        self._batcher: Batcher[int, Mapping[Any, Any] | None] = Batcher(
+            self._read_many, concurrency=2
+        )
+
+    async def __call__(self, book_id: int) -> Mapping[Any, Any] | None:
+        """The book's columns, or None."""
+        if self._database.pool is not None:
+            return await self._batcher.submit(book_id)
+        return await read_book(self._database, book_id)
+
+    async def _read_many(self, book_ids: Sequence[int]) -> list[Mapping[Any, Any] | None]:
+        async with self._database.connection() as connection:
+            records = await connection.fetch(_SELECT_BOOKS_RAW.sql, list(set(book_ids)))
+        found = {record["id"]: dict(record) for record in records}
+        return [found.get(book_id) for book_id in book_ids]
 
 
 async def search_books(

@@ -96,7 +96,7 @@ async def list_books(
 @router.get("/books/{book_id}", responses=_problems(404))
 async def get_book(request: Request, book_id: BookId) -> BookRead:
     """One book."""
-    return await service.get_book(database_of(request), book_id)
+    return await service.get_book(request.app.state.book_reader, book_id)
 
 
 @writes.post("/books", status_code=status.HTTP_201_CREATED, responses=_problems(401, 409))

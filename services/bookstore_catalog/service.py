@@ -39,9 +39,9 @@ def _duplicate_isbn(isbn: str) -> ConflictError:
     return ConflictError(f"A book with ISBN {isbn} already exists.")
 
 
-async def get_book(database: Database, book_id: int) -> BookRead:
+async def get_book(read_book: repository.BookReader, book_id: int) -> BookRead:
     """The book with this id; NotFoundError otherwise."""
-    row = await repository.read_book(database, book_id)
+    row = await read_book(book_id)
     if row is None:
         raise _book_not_found(book_id)
     return _book(row)
