@@ -13,7 +13,7 @@ from bookstore_common.app import create_service_app, freeze_startup_heap
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bookstore_catalog import repository, service
+from bookstore_catalog import batches, service
 from bookstore_catalog.config import CatalogSettings
 from bookstore_catalog.routes import router
 
@@ -43,7 +43,8 @@ def create_app(settings: CatalogSettings) -> FastAPI:
         lifespan=purge_lifespan,
         raw_pool=True,
     )
-    app.state.book_reader = repository.BookReader(app.state.database)
+    app.state.book_reader = batches.BookReader(app.state.database)
+    app.state.stock_reserver = batches.StockReserver(app.state.database)
     app.include_router(router)
     app.include_router(router, prefix="/catalog", include_in_schema=False)
     return app

@@ -15,7 +15,6 @@ from decimal import Decimal
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
-from bookstore_common.batching import Batcher
 from bookstore_common.rawpool import Database, RawStatement
 from sqlalchemy import (
     ColumnElement,
@@ -23,7 +22,6 @@ from sqlalchemy import (
     Numeric,
     RowMapping,
     String,
-    any_,
     bindparam,
     delete,
     func,
@@ -147,7 +145,6 @@ def _give_back_from(released: Any) -> Any:
 
 _RELEASE = _give_back_from(_MARK_RELEASED)
 _RELEASE_BY_REFERENCE = _give_back_from(_TOMBSTONE_OR_RELEASE)
-_RESERVE_RAW = RawStatement.compile(_RESERVE)
 _RELEASE_RAW = RawStatement.compile(_RELEASE)
 _RELEASE_BY_REFERENCE_RAW = RawStatement.compile(_RELEASE_BY_REFERENCE)
 _PURGE_BATCH = 1000
@@ -183,7 +180,7 @@ def _contains(value: str) -> str:
     return f"%{escaped}%"
 
 
-def _is_reference_violation(error: BaseException) -> bool:
+def is_reference_violation(error: BaseException) -> bool:
     """Whether the error is the reservation reference's unique index (any driver)."""
     text = str(getattr(error, "orig", error)).lower()
     return "uq_reservations_reference" in text or "reservations.reference" in text
@@ -239,35 +236,6 @@ async def read_book(database: Database, book_id: int) -> Mapping[Any, Any] | Non
     async with database.engine.connect() as connection:
         result = await connection.execute(_SELECT_BOOK, {"book_id": book_id})
         return result.mappings().first()
-
-
-_BOOK_IDS = bindparam("book_ids", type_=postgresql.ARRAY(Integer))
-_SELECT_BOOKS_RAW = RawStatement.compile(select(*BOOK_COLUMNS).where(Book.id == any_(_BOOK_IDS)))
-
-
-class BookReader:
-    """Reads one book by id, the hottest query: on the raw pool, the reads that arrive while
-    two SELECTs are in flight share the next one (`id = ANY(...)`, see
-    bookstore_common.batching). Each statement starts after its reads arrived, so every
-    read sees every write committed before its request."""
-
-    def __init__(self, database: Database) -> None:
-        self._database = database
-        self._batcher: Batcher[int, Mapping[Any, Any] | None] = Batcher(
-            self._read_many, concurrency=2
-        )
-
-    async def __call__(self, book_id: int) -> Mapping[Any, Any] | None:
-        """The book's columns, or None."""
-        if self._database.pool is not None:
-            return await self._batcher.submit(book_id)
-        return await read_book(self._database, book_id)
-
-    async def _read_many(self, book_ids: Sequence[int]) -> list[Mapping[Any, Any] | None]:
-        async with self._database.connection() as connection:
-            records = await connection.fetch(_SELECT_BOOKS_RAW.sql, list(set(book_ids)))
-        found = {record["id"]: dict(record) for record in records}
-        return [found.get(book_id) for book_id in book_ids]
 
 
 async def search_books(
@@ -368,11 +336,10 @@ async def reserve_stock(
     conditional UPDATE takes the stock: the row lock serializes concurrent takers and
     `quantity >= n` is re-checked on the locked row, so stock never goes negative.
     DuplicateReferenceError when `reference` is already stored: nothing is taken (on
-    PostgreSQL the unique index fails the one statement, its stock take included).
+    PostgreSQL the unique index fails the one statement, its stock take included). This
+    runs on the engine; on the raw pool, batches.StockReserver batches the same statement.
     """
     params = {"book_id": book_id, "quantity": quantity, "key": reference}
-    if database.pool is not None:
-        return await _reserve_on_raw_pool(database, params)
     try:
         async with _stock_transaction(database.engine) as connection:
             if connection.dialect.name == "postgresql":
@@ -390,33 +357,23 @@ async def reserve_stock(
             ).scalar_one()
             return int(reservation_id), taken.price
     except IntegrityError as exc:
-        if _is_reference_violation(exc):
+        if is_reference_violation(exc):
             raise DuplicateReferenceError from exc
         raise
-
-
-async def _reserve_on_raw_pool(
-    database: Database, params: dict[str, Any]
-) -> tuple[int, Decimal] | None:
-    """reserve_stock's one statement on the raw pool."""
-    try:
-        row = await _fetchrow(database, _RESERVE_RAW, params)
-    except asyncpg.UniqueViolationError as exc:
-        if _is_reference_violation(exc):
-            raise DuplicateReferenceError from exc
-        raise
-    return None if row is None else (int(row["id"]), row["price"])
 
 
 async def _release_on_raw_pool(
     database: Database, statement: RawStatement, params: dict[str, Any]
 ) -> bool:
     """Run a one-statement release on the raw pool; True when stock came back."""
-    return await _fetchrow(database, statement, params) is not None
+    return await run_stock_statement(database, statement, params) is not None
 
 
-async def _fetchrow(database: Database, statement: RawStatement, params: dict[str, Any]) -> Any:
-    """Run one atomic stock statement on the raw pool; again if PostgreSQL broke a deadlock.
+async def run_stock_statement(
+    database: Database, statement: RawStatement, params: dict[str, Any], *, rows: bool = False
+) -> Any:
+    """Run one atomic stock statement on the raw pool (its first row, or all `rows`); again
+    if PostgreSQL broke a deadlock.
 
     A reservation locks its book, then its reference's index entry; a release by reference
     locks the reservation, then its book: racing on one reference they can deadlock, and
@@ -426,9 +383,11 @@ async def _fetchrow(database: Database, statement: RawStatement, params: dict[st
     for _ in range(DEADLOCK_ATTEMPTS - 1):
         with suppress(asyncpg.DeadlockDetectedError):
             async with database.connection() as connection:
-                return await connection.fetchrow(statement.sql, *arguments)
+                run = connection.fetch if rows else connection.fetchrow
+                return await run(statement.sql, *arguments)
     async with database.connection() as connection:  # the last attempt's error propagates
-        return await connection.fetchrow(statement.sql, *arguments)
+        run = connection.fetch if rows else connection.fetchrow
+        return await run(statement.sql, *arguments)
 
 
 async def find_reservation(engine: AsyncEngine, reference: str) -> StoredReservation | None:

@@ -141,7 +141,11 @@ async def reserve(
     `Idempotent-Replayed: true`; once that key was released, 409.
     """
     reserved, replayed = await service.reserve(
-        database_of(request), book_id, reservation.quantity, idempotency_key
+        database_of(request),
+        request.app.state.stock_reserver,
+        book_id,
+        reservation.quantity,
+        idempotency_key,
     )
     if replayed:
         response.headers["Idempotent-Replayed"] = "true"

@@ -10,7 +10,7 @@ from bookstore_common.problems import ConflictError, NotFoundError, Unprocessabl
 from bookstore_common.rawpool import Database
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from bookstore_catalog import repository
+from bookstore_catalog import batches, repository
 from bookstore_catalog.metrics import (
     RESERVATIONS_MADE,
     RESERVATIONS_REJECTED,
@@ -39,7 +39,7 @@ def _duplicate_isbn(isbn: str) -> ConflictError:
     return ConflictError(f"A book with ISBN {isbn} already exists.")
 
 
-async def get_book(read_book: repository.BookReader, book_id: int) -> BookRead:
+async def get_book(read_book: batches.BookReader, book_id: int) -> BookRead:
     """The book with this id; NotFoundError otherwise."""
     row = await read_book(book_id)
     if row is None:
@@ -93,7 +93,11 @@ async def delete_book(session: AsyncSession, book_id: int) -> None:
 
 
 async def reserve(
-    database: Database, book_id: int, quantity: int, reference: str | None = None
+    database: Database,
+    reserve_stock: batches.StockReserver,
+    book_id: int,
+    quantity: int,
+    reference: str | None = None,
 ) -> tuple[ReservationRead, bool]:
     """Take `quantity` copies atomically, once per reference: (reservation, replayed).
 
@@ -101,7 +105,7 @@ async def reserve(
     retry must not take stock its caller has already given up on).
     """
     try:
-        reserved = await repository.reserve_stock(database, book_id, quantity, reference)
+        reserved = await reserve_stock(book_id, quantity, reference)
     except repository.DuplicateReferenceError:
         reserved = None
     if reserved is None and reference is not None:

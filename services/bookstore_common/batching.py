@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -36,13 +36,17 @@ class Batcher(Generic[T, R]):
         concurrency: int,
         max_size: int = 64,
         split_on: Callable[[Exception], bool] = lambda _: True,
+        distinct_by: Callable[[T], Hashable] | None = None,
     ) -> None:
         """`split_on(exc)`: whether a failed batch's items are worth running one by one
-        (not when the database is down: each would fail the same way)."""
+        (not when the database is down: each would fail the same way). `distinct_by`:
+        items with equal keys never share a batch (a later one waits for the next), e.g.
+        when a statement can change each row only once."""
         if concurrency < 1 or max_size < 1:
             raise ValueError("concurrency and max_size must be at least 1")
         self._run = run
         self._split_on = split_on
+        self._distinct_by = distinct_by
         self._concurrency = concurrency
         self._max_size = max_size
         self._waiting: deque[tuple[T, asyncio.Future[R]]] = deque()
@@ -59,10 +63,20 @@ class Batcher(Generic[T, R]):
     def _start_batch(self) -> None:
         """Send the waiting items (up to max_size; cancelled callers' items are dropped)."""
         batch: list[tuple[T, asyncio.Future[R]]] = []
+        held_back: list[tuple[T, asyncio.Future[R]]] = []
+        keys: set[Hashable] = set()
         while self._waiting and len(batch) < self._max_size:
             entry = self._waiting.popleft()
-            if not entry[1].done():
-                batch.append(entry)
+            if entry[1].done():
+                continue
+            if self._distinct_by is not None:
+                key = self._distinct_by(entry[0])
+                if key in keys:
+                    held_back.append(entry)
+                    continue
+                keys.add(key)
+            batch.append(entry)
+        self._waiting.extendleft(reversed(held_back))  # first in the next batch, in order
         if batch:
             task = asyncio.create_task(self._execute(batch))
             self._in_flight.add(task)

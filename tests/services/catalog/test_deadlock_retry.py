@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from decimal import Decimal
 from typing import Any
 
 import asyncpg
 import pytest
 from bookstore_catalog import repository
+from bookstore_catalog.batches import StockReserver
 
 
 class DeadlockingDatabase:
@@ -34,6 +36,9 @@ class DeadlockingDatabase:
             raise asyncpg.DeadlockDetectedError("deadlock detected")
         return {"id": 7}
 
+    async def fetch(self, sql: str, *args: Any) -> list[dict[str, Any]]:
+        return [{**await self.fetchrow(sql, *args), "book_id": 1, "unit_price": Decimal("9.99")}]
+
 
 async def test_a_release_that_lost_a_deadlock_runs_again_and_gives_stock_back() -> None:
     database = DeadlockingDatabase(deadlocks=repository.DEADLOCK_ATTEMPTS - 1)
@@ -44,5 +49,11 @@ async def test_a_release_that_lost_a_deadlock_runs_again_and_gives_stock_back() 
 async def test_a_reservation_that_keeps_losing_deadlocks_fails_after_bounded_attempts() -> None:
     database = DeadlockingDatabase(deadlocks=repository.DEADLOCK_ATTEMPTS)
     with pytest.raises(asyncpg.DeadlockDetectedError):
-        await repository.reserve_stock(database, 1, 1, "key")  # type: ignore[arg-type]
+        await StockReserver(database)(1, 1, "key")  # type: ignore[arg-type]
+    assert database.statements == repository.DEADLOCK_ATTEMPTS
+
+
+async def test_a_reservation_batch_that_lost_a_deadlock_runs_again_and_takes_the_stock() -> None:
+    database = DeadlockingDatabase(deadlocks=repository.DEADLOCK_ATTEMPTS - 1)
+    assert await StockReserver(database)(1, 1, "key") == (7, Decimal("9.99"))  # type: ignore[arg-type]
     assert database.statements == repository.DEADLOCK_ATTEMPTS

@@ -83,6 +83,17 @@ async def test_a_batch_carries_at_most_max_size_items() -> None:
     assert run.batches == [[0], [1, 2, 3], [4, 5, 6], [7]]
 
 
+async def test_items_with_one_key_never_share_a_batch_and_keep_their_order() -> None:
+    run = Doubler()
+    run.gate.clear()
+    batcher = Batcher(run, concurrency=1, distinct_by=lambda n: n % 10)
+    calls = [asyncio.create_task(batcher.submit(n)) for n in (1, 2, 11, 3, 21, 12)]
+    await settle()
+    run.gate.set()
+    assert await asyncio.gather(*calls) == [2, 4, 22, 6, 42, 24]
+    assert run.batches == [[1], [2, 11, 3], [21, 12]]
+
+
 async def test_a_failed_batch_is_run_item_by_item_so_only_the_bad_item_fails() -> None:
     run = Doubler()
     run.gate.clear()

@@ -1,0 +1,139 @@
+"""The catalog's two hottest statements, batched on the raw pool (bookstore_common.batching).
+
+Reading a book by id and taking stock for a reservation: the requests that arrive while two
+statements are in flight share the next one, one round trip (and, for reservations, one
+commit) for all of them. Each statement starts after its requests arrived, so every request
+sees every write committed before it. Without the raw pool (SQLite, or before the lifespan
+opened it) each request runs its own statement, as in repository.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import asyncpg  # type: ignore[import-untyped]
+from bookstore_common.batching import Batcher
+from bookstore_common.problems import is_database_unavailable
+from bookstore_common.rawpool import Database, RawStatement
+from sqlalchemy import Integer, any_, bindparam, select, text
+from sqlalchemy.dialects import postgresql
+
+from bookstore_catalog import repository
+from bookstore_catalog.models import Book
+
+BATCHES_IN_FLIGHT = 2
+
+_BOOK_IDS = bindparam("book_ids", type_=postgresql.ARRAY(Integer))
+_SELECT_BOOKS = RawStatement.compile(
+    select(*repository.BOOK_COLUMNS).where(Book.id == any_(_BOOK_IDS))
+)
+
+# Many reservations, each of its own book, in ONE statement: the books are locked in id
+# order first (so two batches never deadlock on each other), each takes its copies only if
+# enough are left (re-checked on the locked row), and each book taken gets its reservation.
+# A reference stored already fails the whole statement (unique index): nothing is taken.
+_RESERVE_MANY = RawStatement.compile(
+    text(
+        """
+        WITH wanted AS (
+            SELECT * FROM unnest(
+                CAST(:book_ids AS integer[]), CAST(:quantities AS integer[]),
+                CAST(:references AS varchar[])
+            ) AS w (book_id, quantity, reference)
+        ), locked AS MATERIALIZED (
+            SELECT books.id FROM books WHERE books.id IN (SELECT book_id FROM wanted)
+            ORDER BY books.id FOR UPDATE
+        ), taken AS (
+            UPDATE books SET quantity = books.quantity - wanted.quantity, updated_at = now()
+            FROM wanted, locked
+            WHERE books.id = wanted.book_id AND locked.id = books.id
+                AND books.quantity >= wanted.quantity
+            RETURNING books.id, books.price, wanted.quantity, wanted.reference
+        ), made AS (
+            INSERT INTO reservations (book_id, quantity, reference, unit_price)
+            SELECT id, quantity, reference, price FROM taken
+            RETURNING id, book_id, unit_price
+        )
+        SELECT id, book_id, unit_price FROM made
+        """
+    )
+)
+
+
+class BookReader:
+    """`await reader(book_id)`: the book's columns, or None."""
+
+    def __init__(self, database: Database) -> None:
+        self._database = database
+        self._batcher: Batcher[int, Mapping[Any, Any] | None] = Batcher(
+            self._read_many, concurrency=BATCHES_IN_FLIGHT, split_on=_worth_splitting
+        )
+
+    async def __call__(self, book_id: int) -> Mapping[Any, Any] | None:
+        if self._database.pool is None:
+            return await repository.read_book(self._database, book_id)
+        return await self._batcher.submit(book_id)
+
+    async def _read_many(self, book_ids: Sequence[int]) -> list[Mapping[Any, Any] | None]:
+        async with self._database.connection() as connection:
+            records = await connection.fetch(_SELECT_BOOKS.sql, list(set(book_ids)))
+        found = {record["id"]: dict(record) for record in records}
+        return [found.get(book_id) for book_id in book_ids]
+
+
+@dataclass(frozen=True, slots=True)
+class StockRequest:
+    """One reservation to make: copies of a book, under an optional reference."""
+
+    book_id: int
+    quantity: int
+    reference: str | None
+
+
+class StockReserver:
+    """`await reserver(book_id, quantity, reference)`: as repository.reserve_stock."""
+
+    def __init__(self, database: Database) -> None:
+        self._database = database
+        self._batcher: Batcher[StockRequest, tuple[int, Decimal] | None] = Batcher(
+            self._reserve_many,
+            concurrency=BATCHES_IN_FLIGHT,
+            split_on=_worth_splitting,
+            distinct_by=lambda request: request.book_id,  # an UPDATE changes a row once
+        )
+
+    async def __call__(
+        self, book_id: int, quantity: int, reference: str | None = None
+    ) -> tuple[int, Decimal] | None:
+        """(reservation id, unit price); None when too few copies are left (or no such
+        book); DuplicateReferenceError when `reference` is stored already."""
+        if self._database.pool is None:
+            return await repository.reserve_stock(self._database, book_id, quantity, reference)
+        return await self._batcher.submit(StockRequest(book_id, quantity, reference))
+
+    async def _reserve_many(
+        self, requests: Sequence[StockRequest]
+    ) -> list[tuple[int, Decimal] | None]:
+        params = {
+            "book_ids": [request.book_id for request in requests],
+            "quantities": [request.quantity for request in requests],
+            "references": [request.reference for request in requests],
+        }
+        try:
+            rows = await repository.run_stock_statement(
+                self._database, _RESERVE_MANY, params, rows=True
+            )
+        except asyncpg.UniqueViolationError as exc:
+            if len(requests) == 1 and repository.is_reference_violation(exc):
+                raise repository.DuplicateReferenceError from exc
+            raise  # the batch is split: the request whose reference is stored fails alone
+        made = {row["book_id"]: (int(row["id"]), row["unit_price"]) for row in rows}
+        return [made.get(request.book_id) for request in requests]
+
+
+def _worth_splitting(exc: Exception) -> bool:
+    """A failed batch is run request by request, unless the database is down."""
+    return not is_database_unavailable(exc)
