@@ -24,8 +24,6 @@ from sqlalchemy.dialects import postgresql
 from bookstore_catalog import repository
 from bookstore_catalog.models import Book
 
-BATCHES_IN_FLIGHT = 2
-
 _BOOK_IDS = bindparam("book_ids", type_=postgresql.ARRAY(Integer))
 _SELECT_BOOKS = RawStatement.compile(
     select(*repository.BOOK_COLUMNS).where(Book.id == any_(_BOOK_IDS))
@@ -69,7 +67,7 @@ class BookReader:
     def __init__(self, database: Database) -> None:
         self._database = database
         self._batcher: Batcher[int, Mapping[Any, Any] | None] = Batcher(
-            self._read_many, concurrency=BATCHES_IN_FLIGHT, split_on=_worth_splitting
+            self._read_many, split_on=_worth_splitting
         )
 
     async def __call__(self, book_id: int) -> Mapping[Any, Any] | None:
@@ -100,7 +98,6 @@ class StockReserver:
         self._database = database
         self._batcher: Batcher[StockRequest, tuple[int, Decimal] | None] = Batcher(
             self._reserve_many,
-            concurrency=BATCHES_IN_FLIGHT,
             split_on=_worth_splitting,
             distinct_by=lambda request: request.book_id,  # an UPDATE changes a row once
         )

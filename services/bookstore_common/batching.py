@@ -25,6 +25,11 @@ R = TypeVar("R")
 
 BatchRunner = Callable[[Sequence[T]], Awaitable[Sequence[R]]]
 
+# Statements of one kind in flight per worker: two, so that one slow statement (waiting
+# for a row lock, say) does not hold up every request of its worker; more in flight would
+# only make each statement carry fewer requests.
+IN_FLIGHT = 2
+
 
 class Batcher(Generic[T, R]):
     """Runs `submit(item)` calls through `run(items)`, many items per call under load."""
@@ -33,7 +38,7 @@ class Batcher(Generic[T, R]):
         self,
         run: BatchRunner[T, R],
         *,
-        concurrency: int,
+        concurrency: int = IN_FLIGHT,
         max_size: int = 64,
         split_on: Callable[[Exception], bool] = lambda _: True,
         distinct_by: Callable[[T], Hashable] | None = None,

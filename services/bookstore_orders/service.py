@@ -71,7 +71,6 @@ IDEMPOTENCY_SCOPE = "POST /orders"
 # Outcomes that will never change on a retry, so a retry with the same key replays them.
 _FINAL_ERROR_STATUSES = frozenset({404, 409, 422})
 _CLAIM_ATTEMPTS = 3
-_BATCHES_IN_FLIGHT = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,18 +116,12 @@ class OrdersService:
         self._pending_inserts: Batcher[dict[str, Any], int] | None = None
         self._confirms: Batcher[repository.Confirmation, bool] | None = None
         if database is not None and database.pool is not None:
-            # Two batches in flight per statement, so one slow batch (a row lock, say) does
-            # not hold up every order of the worker; more would only make batches smaller.
-            concurrency = max(1, min(_BATCHES_IN_FLIGHT, database.pool.get_max_size() // 2))
             self._pending_inserts = Batcher(
                 partial(repository.insert_pending_orders_raw, database),
-                concurrency=concurrency,
                 split_on=_worth_running_alone,
             )
             self._confirms = Batcher(
-                partial(repository.confirm_orders_raw, database),
-                concurrency=concurrency,
-                split_on=_worth_running_alone,
+                partial(repository.confirm_orders_raw, database), split_on=_worth_running_alone
             )
 
     async def place_order(self, order: OrderCreate, idempotency_key: str | None) -> PlacedOrder:
