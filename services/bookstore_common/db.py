@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from sqlalchemy import event
+from sqlalchemy import Connection, event
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -17,11 +17,24 @@ from sqlalchemy.ext.asyncio import (
 from bookstore_common.settings import ServiceSettings
 
 
-def _enable_sqlite_foreign_keys(dbapi_connection: Any, _: Any) -> None:
-    """SQLite enforces foreign keys only when asked, per connection."""
+def _prepare_sqlite_connection(dbapi_connection: Any, _: Any) -> None:
+    """Enforce foreign keys (SQLite does only when asked) and leave BEGIN to us.
+
+    pysqlite begins a transaction on its own only before an INSERT/UPDATE/DELETE, so the
+    reads of a transaction ran outside it, and on a connection that had served the
+    autocommit engine a failed transaction kept its earlier writes. SQLAlchemy's recipe
+    for pysqlite: turn the driver's own BEGIN off, emit BEGIN at SQLAlchemy's begin.
+    """
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+def _begin_sqlite_transaction(connection: Connection) -> None:
+    """BEGIN for every transaction but the autocommit engine's (its statements stand alone)."""
+    if connection.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+        connection.exec_driver_sql("BEGIN")
 
 
 def create_engine(settings: ServiceSettings, pool_size: int | None = None) -> AsyncEngine:
@@ -35,7 +48,8 @@ def create_engine(settings: ServiceSettings, pool_size: int | None = None) -> As
     if settings.uses_sqlite:
         settings.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(url, connect_args=connect_args)
-        event.listen(engine.sync_engine, "connect", _enable_sqlite_foreign_keys)
+        event.listen(engine.sync_engine, "connect", _prepare_sqlite_connection)
+        event.listen(engine.sync_engine, "begin", _begin_sqlite_transaction)
         return engine
     return create_async_engine(
         url,
