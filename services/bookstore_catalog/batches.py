@@ -21,7 +21,7 @@ from bookstore_common.rawpool import Database, RawStatement
 from sqlalchemy import Integer, any_, bindparam, select, text
 from sqlalchemy.dialects import postgresql
 
-from bookstore_catalog import repository
+from bookstore_catalog import repository, stock
 from bookstore_catalog.models import Book
 
 _BOOK_IDS = bindparam("book_ids", type_=postgresql.ARRAY(Integer))
@@ -92,7 +92,7 @@ class StockRequest:
 
 
 class StockReserver:
-    """`await reserver(book_id, quantity, reference)`: as repository.reserve_stock."""
+    """`await reserver(book_id, quantity, reference)`: as stock.reserve_stock."""
 
     def __init__(self, database: Database) -> None:
         self._database = database
@@ -108,7 +108,7 @@ class StockReserver:
         """(reservation id, unit price); None when too few copies are left (or no such
         book); DuplicateReferenceError when `reference` is stored already."""
         if self._database.pool is None:
-            return await repository.reserve_stock(self._database, book_id, quantity, reference)
+            return await stock.reserve_stock(self._database, book_id, quantity, reference)
         return await self._batcher.submit(StockRequest(book_id, quantity, reference))
 
     async def _reserve_many(
@@ -120,12 +120,10 @@ class StockReserver:
             "references": [request.reference for request in requests],
         }
         try:
-            rows = await repository.run_stock_statement(
-                self._database, _RESERVE_MANY, params, rows=True
-            )
+            rows = await stock.run_stock_statement(self._database, _RESERVE_MANY, params, rows=True)
         except asyncpg.UniqueViolationError as exc:
-            if len(requests) == 1 and repository.is_reference_violation(exc):
-                raise repository.DuplicateReferenceError from exc
+            if len(requests) == 1 and stock.is_reference_violation(exc):
+                raise stock.DuplicateReferenceError from exc
             raise  # the batch is split: the request whose reference is stored fails alone
         made = {row["book_id"]: (int(row["id"]), row["unit_price"]) for row in rows}
         return [made.get(request.book_id) for request in requests]

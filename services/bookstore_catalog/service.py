@@ -10,7 +10,7 @@ from bookstore_common.problems import ConflictError, NotFoundError, Unprocessabl
 from bookstore_common.rawpool import Database
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from bookstore_catalog import batches, repository
+from bookstore_catalog import batches, repository, stock
 from bookstore_catalog.metrics import (
     RESERVATIONS_MADE,
     RESERVATIONS_REJECTED,
@@ -106,10 +106,10 @@ async def reserve(
     """
     try:
         reserved = await reserve_stock(book_id, quantity, reference)
-    except repository.DuplicateReferenceError:
+    except stock.DuplicateReferenceError:
         reserved = None
     if reserved is None and reference is not None:
-        stored = await repository.find_reservation(database.engine, reference)
+        stored = await stock.find_reservation(database.engine, reference)
         if stored is not None:
             return _replay(stored, book_id, quantity), True
     if reserved is None:
@@ -126,7 +126,7 @@ async def reserve(
     return reservation, False
 
 
-def _replay(stored: repository.StoredReservation, book_id: int, quantity: int) -> ReservationRead:
+def _replay(stored: stock.StoredReservation, book_id: int, quantity: int) -> ReservationRead:
     """The reservation a repeated reference names; errors when it cannot be handed out."""
     if stored.released:
         RESERVATIONS_REJECTED.labels("released").inc()
@@ -146,14 +146,14 @@ def _replay(stored: repository.StoredReservation, book_id: int, quantity: int) -
 
 async def release(database: Database, reservation_id: int) -> None:
     """Give a reservation's copies back, exactly once; NotFoundError when already gone."""
-    if not await repository.release_reservation(database, reservation_id):
+    if not await stock.release_reservation(database, reservation_id):
         raise NotFoundError(f"Reservation {reservation_id} does not exist.")
     RESERVATIONS_RELEASED.inc()
 
 
 async def release_by_reference(database: Database, reference: str) -> None:
     """Give back the stock held under `reference` (idempotent; tombstones the reference)."""
-    if await repository.release_by_reference(database, reference):
+    if await stock.release_by_reference(database, reference):
         RESERVATIONS_RELEASED.inc()
 
 
@@ -161,6 +161,6 @@ async def purge_released(engine: AsyncEngine, retention: timedelta) -> int:
     """Forget reservations released longer than `retention` ago, batch by batch."""
     cutoff = datetime.now(UTC) - retention
     purged = 0
-    while (batch := await repository.purge_released_before(engine, cutoff)) > 0:
+    while (batch := await stock.purge_released_before(engine, cutoff)) > 0:
         purged += batch
     return purged

@@ -14,7 +14,7 @@ from typing import Any
 
 import asyncpg
 import pytest
-from bookstore_catalog import repository
+from bookstore_catalog import stock
 from bookstore_catalog.batches import StockReserver
 
 
@@ -41,19 +41,19 @@ class DeadlockingDatabase:
 
 
 async def test_a_release_that_lost_a_deadlock_runs_again_and_gives_stock_back() -> None:
-    database = DeadlockingDatabase(deadlocks=repository.DEADLOCK_ATTEMPTS - 1)
-    assert await repository.release_by_reference(database, "order-1-x-0") is True  # type: ignore[arg-type]
-    assert database.statements == repository.DEADLOCK_ATTEMPTS
+    database = DeadlockingDatabase(deadlocks=stock.DEADLOCK_ATTEMPTS - 1)
+    assert await stock.release_by_reference(database, "order-1-x-0") is True  # type: ignore[arg-type]
+    assert database.statements == stock.DEADLOCK_ATTEMPTS
 
 
 async def test_a_reservation_that_keeps_losing_deadlocks_fails_after_bounded_attempts() -> None:
-    database = DeadlockingDatabase(deadlocks=repository.DEADLOCK_ATTEMPTS)
+    database = DeadlockingDatabase(deadlocks=stock.DEADLOCK_ATTEMPTS)
     with pytest.raises(asyncpg.DeadlockDetectedError):
         await StockReserver(database)(1, 1, "key")  # type: ignore[arg-type]
-    assert database.statements == repository.DEADLOCK_ATTEMPTS
+    assert database.statements == stock.DEADLOCK_ATTEMPTS
 
 
 async def test_a_reservation_batch_that_lost_a_deadlock_runs_again_and_takes_the_stock() -> None:
-    database = DeadlockingDatabase(deadlocks=repository.DEADLOCK_ATTEMPTS - 1)
+    database = DeadlockingDatabase(deadlocks=stock.DEADLOCK_ATTEMPTS - 1)
     assert await StockReserver(database)(1, 1, "key") == (7, Decimal("9.99"))  # type: ignore[arg-type]
-    assert database.statements == repository.DEADLOCK_ATTEMPTS
+    assert database.statements == stock.DEADLOCK_ATTEMPTS
