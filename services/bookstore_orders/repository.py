@@ -221,71 +221,33 @@ async def insert_pending_orders_raw(
     return [int(ids[token]) for token in tokens]
 
 
-# Pending -> confirmed and the lines in ONE statement: atomic on its own (no BEGIN/COMMIT
-# needed), and it confirms nothing when a sweeper already failed the order.
-_CONFIRM_WITH_LINES = text(
+# Pending -> confirmed with the lines, for one order or many, in ONE statement: atomic on
+# its own (no BEGIN/COMMIT needed); each order flips only if still pending (a sweeper may
+# have failed it), and only the flipped orders get their lines.
+_CONFIRM = text(
     """
     WITH confirmed AS (
-        UPDATE orders SET status = :confirmed, total_price = :total_price,
+        UPDATE orders SET status = :confirmed, total_price = batch.total_price,
             updated_at = :updated_at
-        WHERE id = :order_id AND status = :pending
-        RETURNING id
+        FROM unnest(CAST(:order_ids AS integer[]), CAST(:totals AS numeric[]))
+            AS batch (order_id, total_price)
+        WHERE orders.id = batch.order_id AND orders.status = :pending
+        RETURNING orders.id
     )
     INSERT INTO order_items (order_id, book_id, quantity, unit_price, reservation_id)
-    SELECT confirmed.id, line.book_id, line.quantity, line.unit_price, line.reservation_id
-    FROM confirmed, unnest(
-        CAST(:book_ids AS integer[]), CAST(:quantities AS integer[]),
-        CAST(:unit_prices AS numeric[]), CAST(:reservation_ids AS varchar[])
-    ) AS line (book_id, quantity, unit_price, reservation_id)
+    SELECT line.order_id, line.book_id, line.quantity, line.unit_price, line.reservation_id
+    FROM unnest(
+        CAST(:line_orders AS integer[]), CAST(:book_ids AS integer[]),
+        CAST(:quantities AS integer[]), CAST(:unit_prices AS numeric[]),
+        CAST(:reservation_ids AS varchar[])
+    ) WITH ORDINALITY AS line (order_id, book_id, quantity, unit_price, reservation_id,
+        position)
+    WHERE line.order_id IN (SELECT id FROM confirmed)
+    ORDER BY line.position
     RETURNING order_id
     """
 )
-
-
-def _confirm_params(
-    order_id: int, total_price: Decimal, items: Sequence[dict[str, Any]]
-) -> dict[str, Any]:
-    """The parameters of the one-statement confirm (the lines as parallel arrays)."""
-    return {
-        "confirmed": OrderStatus.CONFIRMED.value,
-        "pending": OrderStatus.PENDING.value,
-        "order_id": order_id,
-        "total_price": total_price,
-        "updated_at": utcnow(),
-        "book_ids": [item["book_id"] for item in items],
-        "quantities": [item["quantity"] for item in items],
-        "unit_prices": [item["unit_price"] for item in items],
-        "reservation_ids": [item["reservation_id"] for item in items],
-    }
-
-
-# The raw pool's confirm serves many orders at once, like _CONFIRM_WITH_LINES for one: each
-# order flips only if still pending, and only the flipped orders get their lines.
-_CONFIRM_BATCH = RawStatement.compile(
-    text(
-        """
-        WITH confirmed AS (
-            UPDATE orders SET status = :confirmed, total_price = batch.total_price,
-                updated_at = :updated_at
-            FROM unnest(CAST(:order_ids AS integer[]), CAST(:totals AS numeric[]))
-                AS batch (order_id, total_price)
-            WHERE orders.id = batch.order_id AND orders.status = :pending
-            RETURNING orders.id
-        )
-        INSERT INTO order_items (order_id, book_id, quantity, unit_price, reservation_id)
-        SELECT line.order_id, line.book_id, line.quantity, line.unit_price, line.reservation_id
-        FROM unnest(
-            CAST(:line_orders AS integer[]), CAST(:book_ids AS integer[]),
-            CAST(:quantities AS integer[]), CAST(:unit_prices AS numeric[]),
-            CAST(:reservation_ids AS varchar[])
-        ) WITH ORDINALITY AS line (order_id, book_id, quantity, unit_price, reservation_id,
-            position)
-        WHERE line.order_id IN (SELECT id FROM confirmed)
-        ORDER BY line.position
-        RETURNING order_id
-        """
-    )
-)
+_CONFIRM_RAW = RawStatement.compile(_CONFIRM)
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,12 +260,10 @@ class Confirmation:
     items: Sequence[dict[str, Any]]
 
 
-async def confirm_orders_raw(
-    database: Database, confirmations: Sequence[Confirmation]
-) -> list[bool]:
-    """confirm_order for many orders in one statement: per order, False when not pending."""
+def _confirm_params(confirmations: Sequence[Confirmation]) -> dict[str, Any]:
+    """_CONFIRM's parameters: the orders and their lines as parallel arrays."""
     lines = [(c.order_id, item) for c in confirmations for item in c.items]
-    params = {
+    return {
         "confirmed": OrderStatus.CONFIRMED.value,
         "pending": OrderStatus.PENDING.value,
         "updated_at": utcnow(),
@@ -315,8 +275,15 @@ async def confirm_orders_raw(
         "unit_prices": [item["unit_price"] for _, item in lines],
         "reservation_ids": [item["reservation_id"] for _, item in lines],
     }
+
+
+async def confirm_orders_raw(
+    database: Database, confirmations: Sequence[Confirmation]
+) -> list[bool]:
+    """confirm_order for many orders in one statement: per order, False when not pending."""
+    params = _confirm_params(confirmations)
     async with database.connection() as connection:
-        rows = await connection.fetch(_CONFIRM_BATCH.sql, *_CONFIRM_BATCH.arguments(params))
+        rows = await connection.fetch(_CONFIRM_RAW.sql, *_CONFIRM_RAW.arguments(params))
     confirmed = {row["order_id"] for row in rows}
     return [c.order_id in confirmed for c in confirmations]
 
@@ -330,9 +297,8 @@ async def confirm_order(
 ) -> bool:
     """Flip a pending order to confirmed with its lines; False when it was not pending."""
     if _dialect_name(db) == "postgresql":
-        result = await db.execute(
-            _CONFIRM_WITH_LINES, _confirm_params(order_id, total_price, items)
-        )
+        confirmation = Confirmation(order_id, total_price, items)
+        result = await db.execute(_CONFIRM, _confirm_params([confirmation]))
         return result.first() is not None
     confirmed = await db.execute(
         update(ORDERS)
