@@ -1,11 +1,17 @@
-"""Helpers for catalog tests: valid book payloads and direct database reads."""
+"""Helpers for catalog tests: book payloads, database reads, and a one-connection app."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator, Awaitable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
 import psycopg
+from bookstore_catalog.app import create_app as create_catalog_app
+from bookstore_catalog.config import CatalogSettings
+from fastapi import FastAPI
 
 from tests.services.conftest import CATALOG_AUTH
 
@@ -46,3 +52,29 @@ def stock_in_database(url: str, book_id: int) -> int:
         row = connection.execute("SELECT quantity FROM books WHERE id = %s", (book_id,)).fetchone()
     assert row is not None
     return int(row[0])
+
+
+async def while_the_connection_is_held(
+    app: FastAPI, calls: list[Awaitable[httpx.Response]], statement_part: str
+) -> tuple[list[httpx.Response], list[str]]:
+    """Start `calls` while the app's only raw connection is busy (so they queue), then let
+    go; their responses, and the statements containing `statement_part` that ran."""
+    statements: list[str] = []
+    async with app.state.database.connection() as connection:
+        connection.add_query_logger(lambda query: statements.append(query.query))
+        tasks = [asyncio.ensure_future(call) for call in calls]
+        await asyncio.sleep(0.1)
+    responses = list(await asyncio.gather(*tasks))
+    return responses, [s for s in statements if statement_part in s]
+
+
+@asynccontextmanager
+async def one_connection_catalog(
+    settings: CatalogSettings,
+) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+    """The catalog app (lifespan running) whose raw pool holds a single connection."""
+    app = create_catalog_app(settings.model_copy(update={"database_pool_size": 2}))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://catalog") as client:
+            yield app, client

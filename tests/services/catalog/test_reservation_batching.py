@@ -3,32 +3,20 @@ commit), each still gets its own answer, and one book is never in a batch twice.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
-from bookstore_catalog.app import create_app as create_catalog_app
 from bookstore_catalog.config import CatalogSettings
-from fastapi import FastAPI
 
-from tests.services.catalog.books import create_book
+from tests.services.catalog.books import (
+    create_book,
+    one_connection_catalog,
+    while_the_connection_is_held,
+)
 from tests.services.conftest import CATALOG_AUTH
 
 Reserve = Callable[..., Awaitable[httpx.Response]]
-
-
-@asynccontextmanager
-async def one_connection_catalog(
-    settings: CatalogSettings,
-) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
-    """The catalog app (lifespan running) whose raw pool holds a single connection."""
-    app = create_catalog_app(settings.model_copy(update={"database_pool_size": 2}))
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://catalog") as client:
-            yield app, client
 
 
 def reserver(client: httpx.AsyncClient) -> Reserve:
@@ -39,20 +27,6 @@ def reserver(client: httpx.AsyncClient) -> Reserve:
         )
 
     return reserve
-
-
-async def while_the_connection_is_held(
-    app: FastAPI, calls: list[Awaitable[httpx.Response]]
-) -> tuple[list[httpx.Response], list[str]]:
-    """Start `calls` while the only raw connection is busy (so they queue), then let go;
-    their responses and the reservation statements that ran."""
-    statements: list[str] = []
-    async with app.state.database.connection() as connection:
-        connection.add_query_logger(lambda query: statements.append(query.query))
-        tasks = [asyncio.ensure_future(call) for call in calls]
-        await asyncio.sleep(0.1)
-    responses = list(await asyncio.gather(*tasks))
-    return responses, [s for s in statements if "INSERT INTO reservations" in s]
 
 
 async def stock(client: httpx.AsyncClient, book_id: int) -> int:
@@ -67,7 +41,9 @@ async def test_reservations_arriving_together_share_a_statement_yet_each_is_answ
         a, b, c, d = [(await create_book(client, seed, quantity=5))["id"] for seed in range(1, 5)]
         reserve = reserver(client)
         calls = [reserve(a), reserve(b), reserve(c), reserve(a), reserve(d, 2), reserve(c, 9)]
-        responses, statements = await while_the_connection_is_held(app, calls)
+        responses, statements = await while_the_connection_is_held(
+            app, calls, "INSERT INTO reservations"
+        )
         assert [r.status_code for r in responses] == [201, 201, 201, 201, 201, 409]
         assert [await stock(client, book) for book in (a, b, c, d)] == [3, 4, 4, 3]
     assert [r.json()["book_id"] for r in responses[:5]] == [a, b, c, a, d]
@@ -84,7 +60,7 @@ async def test_a_reservation_whose_book_is_already_in_the_batch_waits_for_the_ne
         hot = (await create_book(client, 1, quantity=3))["id"]
         reserve = reserver(client)
         responses, statements = await while_the_connection_is_held(
-            app, [reserve(hot) for _ in range(5)]
+            app, [reserve(hot) for _ in range(5)], "INSERT INTO reservations"
         )
         assert sorted(r.status_code for r in responses) == [201, 201, 201, 409, 409]
         assert await stock(client, hot) == 0
@@ -100,7 +76,9 @@ async def test_a_stored_reference_in_a_batch_is_replayed_and_the_others_are_made
         first = await reserve(a, key="order-1-line-0")
         assert first.status_code == 201
         responses, _ = await while_the_connection_is_held(
-            app, [reserve(b), reserve(c), reserve(a, key="order-1-line-0"), reserve(b, 2)]
+            app,
+            [reserve(b), reserve(c), reserve(a, key="order-1-line-0"), reserve(b, 2)],
+            "INSERT INTO reservations",
         )
         assert [r.status_code for r in responses] == [201, 201, 201, 201]
         assert [await stock(client, book) for book in (a, b, c)] == [4, 2, 4]
