@@ -12,6 +12,7 @@ when they are stale (tests/docs runs the same check). Blocks:
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
 import textwrap
@@ -199,18 +200,19 @@ def _walk(node: Mapping[str, Any], path: str) -> Iterator[tuple[str, Mapping[str
         yield from _walk(child, f"{path}.{name}")
 
 
+def inline_default(value: Any) -> str:
+    """A default as one inline code span of JSON: valid YAML, but never YAML's `...` end marker."""
+    text = json.dumps(value, separators=(", ", ": "), sort_keys=True).replace("|", "\\|")
+    return f"`` {text} ``" if "`" in text else f"`{text}`"
+
+
 def render_reference(crd: Mapping[str, Any]) -> str:
     """A table of every spec field: path, type, default, description."""
     rows = ["| field | type | default | description |", "| --- | --- | --- | --- |"]
     for path, node in _walk(schema_of(crd)["properties"]["spec"], "spec"):
         if path == "spec" or ".allowFrom[]." in path or ".resources." in path:
             continue  # standard Kubernetes types: described at their parent
-        default = node.get("default")
-        shown = (
-            ""
-            if default is None
-            else f"`{yaml.safe_dump(default, default_flow_style=True).strip()}`"
-        )
+        shown = "" if "default" not in node else inline_default(node["default"])
         description = " ".join(node.get("description", "").split()).replace("|", "\\|")
         rows.append(f"| `{path}` | {_type_name(node)} | {shown} | {description} |")
     return "\n".join(rows)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import re
 from pathlib import Path
 from types import ModuleType
@@ -89,3 +90,68 @@ def test_every_spec_field_has_a_description(crd: dict[str, Any]) -> None:
         if not node.get("description")
     ]
     assert not missing, f"fields without a description (kubectl explain shows nothing): {missing}"
+
+
+def _generated_block(name: str) -> list[str]:
+    """The lines of one GENERATED block of the README, as it is committed."""
+    readme = (ROOT / "README.md").read_text()
+    found = re.search(
+        rf"<!-- BEGIN GENERATED: {name} -->\n(.*?)<!-- END GENERATED: {name} -->", readme, re.S
+    )
+    assert found, f"README.md has no GENERATED block {name!r}"
+    return found.group(1).splitlines()
+
+
+def _cells(line: str) -> list[str]:
+    """The cells of one markdown table row, split on unescaped pipes (GFM's rule)."""
+    assert line.startswith("|"), f"not a table row: {line!r}"
+    assert line.endswith("|"), f"table row does not end with a pipe: {line!r}"
+    return [cell.strip() for cell in re.split(r"(?<!\\)\|", line[1:-1])]
+
+
+INLINE_CODE = re.compile(r"`[^`]+`|`` [^\n]+? ``")
+
+
+def test_spec_reference_renders_as_one_well_formed_table() -> None:
+    lines = _generated_block("spec-reference")
+    rows = [_cells(line) for line in lines]  # every line is a row: no stray text, no blank line
+    assert rows[0] == ["field", "type", "default", "description"]
+    assert rows[1] == ["---"] * 4
+    widths = {len(row) for row in rows}
+    assert widths == {4}, f"rows with a different number of cells: {widths}"
+
+
+def test_spec_reference_defaults_are_complete_inline_code_or_empty() -> None:
+    for field, _, default, _ in (_cells(line) for line in _generated_block("spec-reference")[2:]):
+        assert default == "" or INLINE_CODE.fullmatch(default), f"{field}: default {default!r}"
+        assert "..." not in default, f"{field}: YAML's document end marker leaked: {default!r}"
+
+
+def test_spec_reference_defaults_read_back_as_the_crd_defaults(crd: dict[str, Any]) -> None:
+    defaults = {
+        path: node["default"]
+        for path, node in docs._walk(docs.schema_of(crd)["properties"]["spec"], "spec")
+        if "default" in node
+    }
+    shown = {
+        field.strip("`"): default
+        for field, _, default, _ in (_cells(r) for r in _generated_block("spec-reference")[2:])
+    }
+    for path, value in defaults.items():
+        if path in shown:
+            rendered = shown[path].strip("`").strip().replace("\\|", "|")
+            assert json.loads(rendered) == value, f"{path}: {shown[path]!r} is not {value!r}"
+    assert shown["spec.catalog.replicas"] == "`2`"  # the scalar the bug rendered as "`2"
+
+
+def test_spec_reference_lists_every_crd_field_exactly_once(crd: dict[str, Any]) -> None:
+    fields = [_cells(line)[0] for line in _generated_block("spec-reference")[2:]]
+    assert all(INLINE_CODE.fullmatch(f) for f in fields), fields
+    listed = [f.strip("`") for f in fields]
+    expected = [
+        path
+        for path, _ in docs._walk(docs.schema_of(crd)["properties"]["spec"], "spec")
+        if path != "spec" and ".allowFrom[]." not in path and ".resources." not in path
+    ]
+    assert sorted(listed) == sorted(expected)
+    assert len(set(listed)) == len(listed), "a field is listed twice"
