@@ -99,7 +99,7 @@ async def get_book(request: Request, book_id: BookId) -> BookRead:
     return await service.get_book(request.app.state.book_reader, book_id)
 
 
-@writes.post("/books", status_code=status.HTTP_201_CREATED, responses=_problems(401, 409))
+@writes.post("/books", status_code=status.HTTP_201_CREATED, responses=_problems(400, 401, 409, 415))
 async def create_book(
     session: SessionDep, book: BookCreate, request: Request, response: Response
 ) -> BookRead:
@@ -109,7 +109,7 @@ async def create_book(
     return created
 
 
-@writes.put("/books/{book_id}", responses=_problems(401, 404, 409))
+@writes.put("/books/{book_id}", responses=_problems(400, 401, 404, 409, 415))
 async def update_book(session: SessionDep, book_id: BookId, change: BookUpdate) -> BookRead:
     """Change a book: the fields sent replace the stored ones."""
     return await service.update_book(session, book_id, change)
@@ -126,7 +126,7 @@ async def delete_book(session: SessionDep, book_id: BookId) -> None:
 @writes.post(
     "/books/{book_id}/reservations",
     status_code=status.HTTP_201_CREATED,
-    responses=_problems(401, 404, 409),
+    responses=_problems(400, 401, 404, 409, 415),
 )
 async def reserve(
     request: Request,

@@ -130,8 +130,63 @@ async def _domain_error_handler(_: Request, exc: Exception) -> Response:
     return exc.to_response()
 
 
+# Validation error types meaning "the body is not an object" (the model got another value).
+_NOT_AN_OBJECT = frozenset(("model_attributes_type", "model_type", "dict_type"))
+
+
+def _json_kind(value: Any) -> str:
+    """How a problem names a decoded JSON value that is not an object ("an array", ...)."""
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    return "null" if value is None else "not an object"
+
+
+def body_problem(exc: RequestValidationError) -> ProblemResponse | None:
+    """The problem for a request body that is not a JSON object at all, else None.
+
+    Malformed JSON is a 400 naming the decoder's reason and position; a body sent without a
+    JSON Content-Type is a 415; valid JSON of the wrong top-level type (e.g. an array) is a
+    422 on the field `body`. Field-level errors inside an object are left to the caller.
+    """
+    for error in exc.errors():
+        loc = tuple(error.get("loc", ()))
+        if error.get("type") == "json_invalid":
+            reason = (error.get("ctx") or {}).get("error", "JSON decode error")
+            position = loc[1] if len(loc) > 1 else 0
+            detail = f"The request body is not valid JSON: {reason} at character {position}."
+            return problem_response(
+                400, detail, title="Malformed JSON body", type=_TYPE_BASE + "malformed-json"
+            )
+        if loc != ("body",):
+            continue
+        value = error.get("input")
+        if error.get("type") in _NOT_AN_OBJECT and isinstance(value, bytes | bytearray):
+            return problem_response(
+                415,
+                "The request body must be JSON sent with Content-Type: application/json.",
+            )
+        if error.get("type") in _NOT_AN_OBJECT:
+            detail = f"The request body must be a JSON object, not {_json_kind(value)}."
+        elif error.get("type") == "missing":
+            detail = "The request body is missing; send a JSON object."
+        else:
+            continue
+        errors = [{"loc": ["body"], "msg": detail, "type": error.get("type")}]
+        return problem_response(422, detail, errors=errors)
+    return None
+
+
 async def _validation_error_handler(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
+    body = body_problem(exc)
+    if body is not None:
+        return body
     errors = validation_errors(exc)
     fields = ", ".join(".".join(str(p) for p in e["loc"]) for e in errors)
     return problem_response(422, f"Invalid request: {fields}", errors=errors)

@@ -43,10 +43,12 @@ router = APIRouter(prefix="/orders", tags=["orders"])
     response_model=OrderRead,
     dependencies=[ApiKeyDep],
     responses={
+        400: _problem("The body is not valid JSON"),
         401: _problem("Missing or wrong X-API-Key"),
         409: _problem("Not enough stock, or the Idempotency-Key is in use"),
         422: _problem("Invalid order, unknown book, or a key reused for another order"),
         502: _problem("Catalog refused the reservation"),
+        415: _problem("The body is not sent as application/json"),
         503: _problem("Catalog is unavailable; retry after Retry-After seconds"),
     },
 )
