@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from fastapi.telemetry import TelemetryConfig
 
 from bookstore_common.db import create_autocommit_engine, create_engine, create_sessionmaker
+from bookstore_common.docs import install_offline_docs
 from bookstore_common.health import health_router
 from bookstore_common.metrics import metrics_router
 from bookstore_common.middleware import RequestContextMiddleware
@@ -44,7 +45,8 @@ def create_service_app(
     Sets `app.state.settings`, `app.state.engine`, `app.state.sessionmaker` (transactional)
     `app.state.autocommit_engine` (reads, single-statement writes) and `app.state.database`
     (that engine plus the raw pool, see `bookstore_common.rawpool`); installs
-    problem+json handlers, the request-id/metrics middleware, `/health/*` and `/metrics`.
+    problem+json handlers, the request-id/metrics middleware, `/health/*`, `/metrics` and
+    the API docs (`/docs`, `/redoc`) with their assets served from the image.
     `lifespan` (optional) runs inside the app's lifespan, e.g. to open an httpx client.
     `raw_pool`: on PostgreSQL the lifespan also opens a raw asyncpg pool for the hot paths
     (`app.state.database.pool`), which takes a share of DATABASE_POOL_SIZE from the engine.
@@ -80,6 +82,8 @@ def create_service_app(
         description=description,
         lifespan=app_lifespan,
         telemetry=TELEMETRY_OFF,
+        docs_url=None,  # install_offline_docs serves /docs and /redoc without a CDN
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.engine = engine
@@ -87,6 +91,7 @@ def create_service_app(
     app.state.autocommit_engine = database.engine
     app.state.database = database
     install_problem_handlers(app)
+    install_offline_docs(app)
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health_router)
     app.include_router(metrics_router)
