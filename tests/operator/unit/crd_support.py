@@ -154,13 +154,19 @@ def evaluate_rule(rule: str, self_value: Any, old_value: Any = None) -> bool:
 
 def cel_violations(node: Schema, new: Any, old: Any = None, path: str = "") -> list[str]:
     """Messages of every failing rule, evaluated where it is declared like the API server
-    does; a transition rule (one naming oldSelf) only where an old value exists."""
+    does; a transition rule (one naming oldSelf) only where an old value exists. A rule that
+    cannot be evaluated (e.g. "no such key") fails like a violation, as on the API server."""
     failures = []
     for rule in node.get("x-kubernetes-validations", []):
         is_transition = "oldSelf" in rule["rule"]
         if is_transition and old is None:
             continue
-        if not evaluate_rule(rule["rule"], new, old if is_transition else None):
+        try:
+            holds = evaluate_rule(rule["rule"], new, old if is_transition else None)
+        except Exception as exc:  # celpy's evaluation errors share no narrower base class
+            failures.append(f"{path or '<root>'}: evaluation error in {rule['rule']!r}: {exc}")
+            continue
+        if not holds:
             failures.append(f"{path or '<root>'}: {rule['message']}")
     if isinstance(new, dict):
         for name, child in node.get("properties", {}).items():
@@ -175,6 +181,20 @@ def cel_violations(node: Schema, new: Any, old: Any = None, path: str = "") -> l
         for index, item in enumerate(new):
             failures += cel_violations(node["items"], item, None, f"{path}[{index}]")
     return failures
+
+
+def prune(node: Schema, value: Any) -> Any:
+    """The value with every field the structural schema does not declare dropped, as the API
+    server prunes a request body, a status write and a default."""
+    if isinstance(value, dict) and "properties" in node:
+        return {
+            k: prune(node["properties"][k], v) for k, v in value.items() if k in node["properties"]
+        }
+    if isinstance(value, dict) and isinstance(node.get("additionalProperties"), dict):
+        return {k: prune(node["additionalProperties"], v) for k, v in value.items()}
+    if isinstance(value, list) and "items" in node:
+        return [prune(node["items"], item) for item in value]
+    return value
 
 
 _FILTER = re.compile(r'^\[\?\(@\.(?P<key>\w+)=="(?P<value>[^"]*)"\)\]')

@@ -25,6 +25,17 @@ def stored(spec: dict[str, Any], name: str = "downtown") -> dict[str, Any]:
     return apply_defaults(SCHEMA, {"metadata": {"name": name}, "spec": spec})
 
 
+def with_volume(obj: dict[str, Any], size: str) -> dict[str, Any]:
+    """The object with the status the operator reports once the data volume has this size."""
+    return {**obj, "status": {"database": {"storage": size}}}
+
+
+SHRINK_MESSAGE = (
+    "spec.database.storage may grow but never shrink below the volume's current size "
+    "(status.database.storage)"
+)
+
+
 # (what, old object or None for a create, new object, the message the API server returns)
 REJECTED: list[tuple[str, dict[str, Any] | None, dict[str, Any], str]] = [
     (
@@ -45,13 +56,19 @@ REJECTED: list[tuple[str, dict[str, Any] | None, dict[str, Any], str]] = [
         "storage shrinks",
         stored({"database": {"storage": "10Gi"}}),
         stored({"database": {"storage": "9Gi"}}),
-        "spec.database.storage may grow but never shrink",
+        SHRINK_MESSAGE,
+    ),
+    (
+        "storage shrinks below the volume's current size",
+        with_volume(stored({"database": {"storage": "20Gi"}}), "10Gi"),
+        with_volume(stored({"database": {"storage": "8Gi"}}), "10Gi"),
+        SHRINK_MESSAGE,
     ),
     (
         "storage shrinks across units",
         stored({"database": {"storage": "2Ti"}}),
         stored({"database": {"storage": "2000Gi"}}),
-        "spec.database.storage may grow but never shrink",
+        SHRINK_MESSAGE,
     ),
     (
         "storage too small",
@@ -150,6 +167,21 @@ ACCEPTED_UPDATES: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
         stored({"database": {"storage": "1024Mi"}}),
     ),
     (
+        "a refused growth taken back to the volume's current size",
+        with_volume(stored({"database": {"storage": "50Gi"}}), "10Gi"),
+        with_volume(stored({"database": {"storage": "10Gi"}}), "10Gi"),
+    ),
+    (
+        "a refused growth taken back part of the way",
+        with_volume(stored({"database": {"storage": "50Gi"}}), "10Gi"),
+        with_volume(stored({"database": {"storage": "20Gi"}}), "10Gi"),
+    ),
+    (
+        "status written while the spec is unchanged",
+        stored({"database": {"storage": "50Gi"}}),
+        with_volume(stored({"database": {"storage": "50Gi"}}), "10Gi"),
+    ),
+    (
         "external secret renamed",
         stored({"database": {"external": {"secretName": "pg"}}}),
         stored({"database": {"external": {"secretName": "pg-rotated"}}}),
@@ -211,7 +243,9 @@ def test_every_rule_message_names_the_field_it_guards(
     path_and_rule: tuple[str, dict[str, Any]],
 ) -> None:
     path, rule = path_and_rule
-    field = path.replace("[]", "").rsplit(".", 1)[-1]
+    where = path + rule.get("fieldPath", "")
+    field = where.replace("[]", "").rsplit(".", 1)[-1]
+    assert field
     assert rule["message"].startswith("spec.")
     assert field in rule["message"]
 

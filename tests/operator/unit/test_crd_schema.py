@@ -41,6 +41,7 @@ REALISTIC_STATUS: dict[str, Any] = {
     ],
     "catalog": {"replicas": 2, "readyReplicas": 2, "ready": "2/2"},
     "orders": {"replicas": 3, "readyReplicas": 2, "ready": "2/3"},
+    "database": {"storage": "5Gi"},
     "endpoints": {
         "catalog": "http://downtown-catalog.shops.svc:8000",
         "orders": "http://downtown-orders.shops.svc:8000",
