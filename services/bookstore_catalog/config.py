@@ -4,15 +4,26 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bookstore_common.settings import ServiceSettings
+from bookstore_common.settings import MIGRATE, ServiceSettings
 from pydantic import Field
 
 
 class CatalogSettings(ServiceSettings):
     """Environment configuration of the catalog service (see ServiceSettings)."""
 
-    sqlite_path: Path = Path(".dev/catalog.db")
-    released_retention_hours: float = Field(
-        default=24.0, gt=0, description="How long a released reservation's key is remembered."
+    sqlite_path: Path = Field(
+        default=Path(".dev/catalog.db"),
+        description="the SQLite file used when DATABASE_URL is unset",
+        json_schema_extra=MIGRATE,
     )
-    released_purge_interval: float = Field(default=3600.0, gt=0)
+    sample_data: bool = Field(
+        default=False,
+        description="load a starter set of books into an empty catalog when migrating",
+        json_schema_extra=MIGRATE,
+    )
+    released_retention_hours: float = Field(
+        default=24.0, gt=0, description="hours a released reservation's key is remembered"
+    )
+    released_purge_interval: float = Field(
+        default=3600.0, gt=0, description="seconds between purges of released reservations"
+    )

@@ -1,4 +1,5 @@
-"""The command line both services share: `serve` (default) and `migrate`."""
+"""The command line both services share: `serve` (default) and `migrate`, with --help
+that describes each command and the environment variables the service reads."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import logging
 import os
 import shutil
 import tempfile
+import textwrap
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -68,10 +70,76 @@ def migrate_when_database_is_up(migrate: Callable[[S], None], settings: S) -> No
             delay = min(delay * 2, 10.0)
 
 
+SERVE, MIGRATE = "serve", "migrate"
+_NAME_WIDTH, _HELP_WIDTH = 27, 79  # a NAME column, then descriptions; 80-column terminals
+COMMANDS = {
+    SERVE: "migrate the schema to head (waiting for the database), then serve the HTTP API "
+    "on HOST:PORT with WORKERS processes; the default command",
+    MIGRATE: "migrate the schema to head (waiting for the database) and exit: 0 when the "
+    "schema is up to date, 1 when the migration failed",
+}
+
+
+def _help_entry(name: str, text: str) -> str:
+    """One `NAME  description` entry of --help, wrapped under its description column."""
+    first = f"  {name:<{_NAME_WIDTH}}  "
+    return textwrap.fill(
+        text, width=_HELP_WIDTH, initial_indent=first, subsequent_indent=" " * len(first)
+    )
+
+
+def environment_help(settings_class: type[ServiceSettings], command: str | None = None) -> str:
+    """The environment variables a command reads, from the settings class (so it never
+    drifts): NAME, description and default; `migrate` reads only the fields marked so."""
+    entries = []
+    for field_name, field in settings_class.model_fields.items():
+        extra = field.json_schema_extra
+        if command == MIGRATE and not (isinstance(extra, dict) and extra.get(MIGRATE)):
+            continue
+        default = field.default
+        shown = "unset" if default is None else str(default)
+        if isinstance(default, bool):
+            shown = shown.lower()
+        entries.append(_help_entry(field_name.upper(), f"{field.description} [{shown}]"))
+    if command != MIGRATE:
+        entries.append(
+            _help_entry(
+                MULTIPROC_ENV,
+                "the directory where WORKERS share metric samples [a new one under the temp dir]",
+            )
+        )
+    scope = "" if command is None else f" by {command}"
+    return f"environment variables read{scope} [default]:\n" + "\n".join(entries)
+
+
+def build_parser(name: str, settings_class: type[ServiceSettings]) -> argparse.ArgumentParser:
+    """`bookstore-<name> [serve|migrate]`, with each command and its environment in --help."""
+    formatter = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(
+        prog=f"bookstore-{name}",
+        description=f"The bookstore {name} service, configured by environment variables.",
+        epilog=environment_help(settings_class),
+        formatter_class=formatter,
+    )
+    commands = parser.add_subparsers(
+        dest="command", title="commands", metavar="{serve,migrate}", required=False
+    )
+    for command, summary in COMMANDS.items():
+        commands.add_parser(
+            command,
+            help=summary,
+            description=textwrap.fill(f"bookstore-{name} {command}: {summary}.", _HELP_WIDTH),
+            epilog=environment_help(settings_class, command),
+            formatter_class=formatter,
+        )
+    parser.set_defaults(command=SERVE)
+    return parser
+
+
 def run_cli(
     name: str,
     *,
-    settings_factory: Callable[[], S],
+    settings_factory: type[S],
     app_factory: str,
     migrate: Callable[[S], None],
     argv: Sequence[str] | None = None,
@@ -84,9 +152,7 @@ def run_cli(
     worker calls to build its app; `migrate(settings)` must be idempotent and safe to run
     from many processes at once (see `bookstore_common.migrations.run_migrations`).
     """
-    parser = argparse.ArgumentParser(prog=f"bookstore-{name}")
-    parser.add_argument("command", nargs="?", default="serve", choices=("serve", "migrate"))
-    args = parser.parse_args(argv)
+    args = build_parser(name, settings_factory).parse_args(argv)
     settings = settings_factory()
     configure_logging(settings.log_level)
     try:
@@ -94,7 +160,7 @@ def run_cli(
     except Exception:
         log.exception("migration failed", extra={"service": name})
         return 1
-    if args.command == "migrate":
+    if args.command == MIGRATE:
         log.info("schema is up to date", extra={"service": name})
         return 0
     metrics_dir = _prepare_multiprocess_metrics(name) if settings.workers > 1 else None

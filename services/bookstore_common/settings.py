@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, JsonValue, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
@@ -17,25 +17,61 @@ SSL_MODES: frozenset[str] = frozenset(
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
+# Marks a setting that `migrate` reads too (every setting is read by `serve`); see cli.py.
+MIGRATE: dict[str, JsonValue] = {"migrate": True}
+
 
 class ServiceSettings(BaseSettings):
     """Settings every service reads from its environment; services subclass it."""
 
     model_config = SettingsConfigDict(env_file=None, extra="ignore", frozen=True)
 
-    database_url: SecretStr | None = None
-    database_password: SecretStr | None = None
-    sqlite_path: Path = Path(".dev/service.db")
-    database_pool_size: int = Field(default=10, ge=1, le=200)
-    database_pool_timeout: float = Field(default=10.0, gt=0)
-    ready_timeout: float = Field(default=2.0, gt=0)
-    startup_timeout: float = Field(default=120.0, ge=0)
-    api_key: SecretStr | None = None
-    host: str = "0.0.0.0"  # noqa: S104 - a container must listen on every interface
-    port: int = Field(default=8000, ge=1, le=65535)
-    workers: int = Field(default=1, ge=1, le=64)
-    log_level: str = "info"
-    sample_data: bool = False
+    database_url: SecretStr | None = Field(
+        default=None,
+        description="postgresql://user:password@host:port/db (optional ?sslmode=require); "
+        "unset: an embedded SQLite file (dev mode)",
+        json_schema_extra=MIGRATE,
+    )
+    database_password: SecretStr | None = Field(
+        default=None,
+        description="the database password, replacing any in DATABASE_URL",
+        json_schema_extra=MIGRATE,
+    )
+    sqlite_path: Path = Field(
+        default=Path(".dev/service.db"),
+        description="the SQLite file used when DATABASE_URL is unset",
+        json_schema_extra=MIGRATE,
+    )
+    database_pool_size: int = Field(
+        default=10, ge=1, le=200, description="database connections per worker process"
+    )
+    database_pool_timeout: float = Field(
+        default=10.0, gt=0, description="seconds a request waits for a free connection"
+    )
+    ready_timeout: float = Field(
+        default=2.0, gt=0, description="seconds /health/ready waits for the database"
+    )
+    startup_timeout: float = Field(
+        default=120.0,
+        ge=0,
+        description="seconds to wait for an unreachable database at start before exiting 1",
+        json_schema_extra=MIGRATE,
+    )
+    api_key: SecretStr | None = Field(
+        default=None,
+        description="the X-API-Key that writes must carry; unset: writes are refused (503)",
+    )
+    host: str = Field(
+        default="0.0.0.0",  # noqa: S104 - a container must listen on every interface
+        description="the address to listen on",
+    )
+    port: int = Field(default=8000, ge=1, le=65535, description="the HTTP port")
+    workers: int = Field(default=1, ge=1, le=64, description="uvicorn worker processes")
+    log_level: str = Field(
+        default="info",
+        description=f"one of {', '.join(LOG_LEVELS)} (logs are JSON lines)",
+        json_schema_extra=MIGRATE,
+    )
 
     @field_validator("database_url", "database_password", "api_key", mode="before")
     @classmethod

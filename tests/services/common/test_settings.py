@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from bookstore_catalog.config import CatalogSettings
 from bookstore_common.settings import ServiceSettings
 
 
@@ -78,7 +79,7 @@ def test_settings_are_read_from_the_environment(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("API_KEY", "from-env")
     monkeypatch.setenv("WORKERS", "2")
     monkeypatch.setenv("SAMPLE_DATA", "true")
-    settings = ServiceSettings()
+    settings = CatalogSettings()
     assert settings.api_key is not None
     assert settings.api_key.get_secret_value() == "from-env"
     assert (settings.workers, settings.sample_data, settings.port) == (2, True, 8000)
