@@ -1,19 +1,23 @@
 """Thin kopf handlers: every trigger funnels into one serialized, idempotent reconcile.
 
-Triggers: the Bookstore's create/update/resume, any change to a child we manage (drift
-repair and status refresh), and a periodic resync timer. Reconciles of one Bookstore
-never overlap, and triggers that arrive while one is queued are coalesced into it.
+Triggers: the Bookstore's create/update/resume, any change to a child we manage that drift
+repair or readiness can see (drift repair and status refresh), and a periodic resync
+timer. Reconciles of one Bookstore never overlap, and triggers that arrive while one is
+queued are coalesced into it. The child watches ask the API server for our label only
+(a server-side labelSelector, lists in chunks), so the operator never lists every
+ConfigMap or Deployment of the cluster.
 Deletion needs no handler: children carry a controller ownerReference, so the garbage
 collector deletes them with the Bookstore (the StatefulSet's PVC retention policy follows
 spec.database.deletionPolicy). The only finalizer is the one kopf puts on for the timer
 (`bookstore.dev/finalizer`), so that it can stop the timer before the object goes; kopf
-removes it once the timer stops (within seconds). A hand-made resync loop would avoid it,
-but would ignore peering.
+removes it once the timer stops (within seconds). kopf gives every timer a finalizer
+(there is no opt-out), and a hand-made resync loop would avoid it but would ignore
+peering; so a Bookstore deleted while no operator runs waits for one (see the README's
+troubleshooting for the command that releases it).
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
 from typing import Any
 
@@ -24,9 +28,13 @@ from bookstore_operator.errors import UserFixableError, classify
 from bookstore_operator.models import API_GROUP, API_VERSION, KIND, PLURAL
 from bookstore_operator.reconciler import reconcile
 from bookstore_operator.settings import OperatorSettings
+from bookstore_operator.triggers import ChangeFilter, KeyedLock
 
 BOOKSTORES = (API_GROUP, API_VERSION, PLURAL)
 MANAGED = {"app.kubernetes.io/managed-by": "bookstore-operator"}
+MANAGED_SELECTOR = ",".join(f"{key}={value}" for key, value in MANAGED.items())
+# Objects per page of the initial lists (the API server's `limit`, followed by `continue`).
+LIST_CHUNK_SIZE = 500
 # Secrets are not watched: that would need list/watch on every Secret in the cluster; the
 # generated ones are create-only and the resync timer recreates a deleted one.
 CHILDREN = (
@@ -38,6 +46,9 @@ CHILDREN = (
     ("policy/v1", "poddisruptionbudgets"),
     ("networking.k8s.io/v1", "networkpolicies"),
     ("networking.k8s.io/v1", "ingresses"),
+)
+CHILD_RESOURCES = frozenset(
+    (*api_version.rpartition("/")[::2], plural) for api_version, plural in CHILDREN
 )
 TIMER_STOP_POLL_SECONDS = 2.0
 # Read once at import: kopf fixes a timer's interval when the handler is registered.
@@ -57,12 +68,20 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.background.cancellation_polling = TIMER_STOP_POLL_SECONDS
     # Resources are discovered once at startup: no need to list/watch CRDs and namespaces.
     settings.scanning.disabled = True
+    settings.watching.label_selectors[_is_child_resource] = MANAGED_SELECTOR
+    settings.watching.chunk_size = LIST_CHUNK_SIZE
     if "operator_settings" not in memo:
         memo.operator_settings = OperatorSettings()
     if "kube" not in memo:
         memo.kube = kube.Kube.from_environment()
-    memo.locks = {}
+    memo.locks = KeyedLock[tuple[str, str]]()
     memo.queued = set()
+    memo.changes = ChangeFilter()
+
+
+def _is_child_resource(resource: kopf.Resource) -> bool:
+    """True for the kinds of children we watch (not the Bookstores, not kopf's peerings)."""
+    return (resource.group, resource.version, resource.plural) in CHILD_RESOURCES
 
 
 @kopf.on.resume(*BOOKSTORES)
@@ -89,11 +108,19 @@ def _register_child_watches() -> None:
         kopf.on.event(group, version, plural, labels=MANAGED, id=f"child-{plural}")(child_changed)
 
 
-async def child_changed(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
-    """A managed child changed or vanished: reconcile the Bookstore that owns it."""
+async def child_changed(
+    event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any
+) -> None:
+    """A managed child changed in a way that matters, or vanished: reconcile its Bookstore."""
     owner = controller_owner(body)
-    if owner is not None:
-        await run_reconcile(memo, body.metadata.namespace or "", owner, logger, escalate=False)
+    if owner is None:
+        return
+    changes: ChangeFilter = memo.changes
+    if not changes.matters(event.get("type"), body):
+        logger.debug("Only fields no reconcile reads changed; not reconciling %s.", owner)
+        return
+    logger.debug("Changed or gone: reconciling Bookstore %s.", owner)
+    await run_reconcile(memo, body.metadata.namespace or "", owner, logger, escalate=False)
 
 
 def controller_owner(body: Mapping[str, Any]) -> str | None:
@@ -113,16 +140,14 @@ async def run_reconcile(
     if key in memo.queued and not escalate:
         return
     memo.queued.add(key)
-    lock: asyncio.Lock = memo.locks.setdefault(key, asyncio.Lock())
-    async with lock:
+    locks: KeyedLock[tuple[str, str]] = memo.locks
+    async with locks.hold(key):
         memo.queued.discard(key)
         client: kube.Kube = memo.kube
         settings: OperatorSettings = memo.operator_settings
         try:
             body = await client.get(kube.BOOKSTORE_API_VERSION, KIND, namespace, name)
             if body is None or body["metadata"].get("deletionTimestamp"):
-                if body is None:
-                    memo.locks.pop(key, None)
                 return  # gone or going: the garbage collector removes the children
             await reconcile(client, body, settings, logger)
         except Exception as exc:
