@@ -16,6 +16,15 @@ SERVER_ERROR_DELAY = 10.0
 NOT_READY_DELAY = 15.0
 # Requests the API server will reject whatever we retry: invalid objects, unknown verbs.
 PERMANENT_STATUSES = frozenset({400, 405, 415, 422})
+# What the user can do about each kind of refused child write (ChildWriteError.refusal).
+REFUSAL_ADVICE = {
+    "QuotaExceeded": "raise the namespace's ResourceQuota or free room under it",
+    "AdmissionDenied": "an admission webhook or policy refused it: change that policy or the spec",
+    "AdmissionWebhookFailed": "an admission webhook could not be called: check that it runs",
+    "ChildConflict": "another writer kept changing it; the operator retries",
+    "ApiServerError": "the API server could not take the write; the operator retries",
+    "ChildRejected": "the API server refused it",
+}
 
 
 class UserFixableError(Exception):
@@ -34,8 +43,31 @@ class ChildWriteError(Exception):
     def __init__(self, child: str, cause: ApiException) -> None:
         self.child = child
         self.cause = cause
-        self.detail = f"{cause.status} {cause.reason}: {_api_message(cause)}"
+        self.status = int(cause.status or 0)
+        self.message = _api_message(cause)
+        self.detail = f"{cause.status} {cause.reason}: {self.message}"
         super().__init__(f"Writing {child} failed: {self.detail}")
+
+    @property
+    def refusal(self) -> str:
+        """A CamelCase status reason for this refusal, read from the API server's answer."""
+        words = self.message.lower()
+        if "exceeded quota" in words:
+            return "QuotaExceeded"
+        if "denied the request" in words or "denied request" in words:
+            return "AdmissionDenied"  # a validating webhook or ValidatingAdmissionPolicy
+        if "failed calling webhook" in words:
+            return "AdmissionWebhookFailed"
+        if self.status == 409:
+            return "ChildConflict"
+        if self.status == 429 or self.status >= 500 or self.status == 0:
+            return "ApiServerError"
+        return "ChildRejected"
+
+    @property
+    def advice(self) -> str:
+        """What the user can do about this refusal, in a few words."""
+        return REFUSAL_ADVICE[self.refusal]
 
 
 def classify(exc: BaseException) -> kopf.PermanentError | kopf.TemporaryError:

@@ -7,6 +7,7 @@ through `errors.classify` in the handlers.
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 from collections.abc import Mapping
 from typing import Any, cast
@@ -19,12 +20,16 @@ from bookstore_operator import builders, kube
 from bookstore_operator.errors import ChildWriteError, UserFixableError, classify
 from bookstore_operator.models import Bookstore, ExternalDatabaseFacts
 from bookstore_operator.settings import OperatorSettings
-from bookstore_operator.status import Observed, Problem, compute_status
+from bookstore_operator.status import Observed, Problem, compute_status, current_storage
 
 SECRET_KEYS_HINT = "host, port, username, password (optional: database, sslmode)"  # noqa: S105
 # How an API server refuses to grow a PVC: 403 (StorageClass without allowVolumeExpansion,
 # or a statically provisioned volume) or 422 (the claim cannot change that way).
 RESIZE_REFUSED = frozenset({403, 422})
+# A child write that conflicts (409) is retried at once, this many times in all, this far apart.
+CONFLICT_ATTEMPTS = 3
+CONFLICT_PAUSE_SECONDS = 0.2
+Desired = dict[builders.ChildKey, dict[str, Any] | None]
 
 
 async def reconcile(
@@ -34,17 +39,17 @@ async def reconcile(
     store = Bookstore.parse(body, settings)
     problems: list[Problem] = []
     store = await check_inputs(client, store, problems)
-    report, rejected = await reconcile_children(client, store, problems)
-    await reconcile_storage(client, store, report, problems)
-    observed = await observe(client, store, report, problems)
+    report, refusals = await reconcile_children(client, store, problems)
+    claims = await reconcile_storage(client, store, report, problems, refusals)
+    observed = await observe(client, store, report, problems, claims)
     previous = body.get("status") or {}
     now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     status = compute_status(store, observed, previous, now)
     announce(body, report, previous, status)
     if await kube.write_status(client, body, status):
         logger.info("Status: phase %s, generation %s.", status["phase"], store.generation)
-    if rejected is not None:
-        raise rejected
+    if refusals:
+        raise refusals[0]  # after the status says so; classify() picks how kopf retries
     if any(p.phase == "Failed" for p in problems):
         raise UserFixableError(problems[0].reason, problems[0].message)
 
@@ -53,42 +58,114 @@ async def check_inputs(client: kube.Kube, store: Bookstore, problems: list[Probl
     """Read the Secrets the spec names; the store gains the external database's facts."""
     facts = await check_external_database(client, store, problems)
     await check_api_key_secret(client, store, problems)
+    await check_database_secret(client, store, problems)
     return store if facts is None else store.model_copy(update={"external_database": facts})
 
 
 async def reconcile_children(
     client: kube.Kube, store: Bookstore, problems: list[Problem]
-) -> tuple[kube.ApplyReport, kopf.PermanentError | None]:
-    """Apply the children unless inputs are missing; paused means look, do not touch."""
+) -> tuple[kube.ApplyReport, list[ChildWriteError]]:
+    """Apply the children unless inputs are missing; paused means look, do not touch.
+
+    A child the API server refuses becomes a problem (so the status says so in this very
+    reconcile) and the others are still applied, except after a refused Secret: the
+    workloads need it. The refusals are returned for the caller to raise after the status.
+    """
+    report = kube.ApplyReport()
+    refusals: list[ChildWriteError] = []
     if problems:
-        return kube.ApplyReport(), None
-    try:
-        return await apply_all(client, store, write=not store.spec.paused), None
-    except ChildWriteError as exc:
-        verdict = classify(exc)
-        if not isinstance(verdict, kopf.PermanentError):
-            raise  # worth retrying as is: kopf does, with the delay classify() picks
-        problems.append(
-            Problem("ChildRejected", f"The API server rejected {exc.child}: {exc.detail}")
-        )
-        return kube.ApplyReport(), verdict
+        return report, refusals
+    for desired in (generated_secrets(store), builders.build_children(store)):
+        for unit in apply_units(desired):
+            try:
+                merge_report(report, await apply_unit(client, store, unit))
+            except ChildWriteError as refusal:
+                refusals.append(refusal)
+        if refusals:
+            break
+    problems += [refusal_problem(refusal) for refusal in refusals]
+    return report, refusals
+
+
+def apply_units(desired: Desired) -> list[Desired]:
+    """The children in creation order, one at a time, except a Deployment goes with its HPA.
+
+    A refused child then stops only itself. kube.apply_children learns which Deployments an
+    HPA scales (it leaves their replicas to the HPA) from the HPAs in the same call.
+    """
+    deployments = {key.name for key in desired if key.kind == "Deployment"}
+    scalers = {
+        manifest["spec"]["scaleTargetRef"]["name"]: (key, manifest)
+        for key, manifest in desired.items()
+        if manifest is not None
+        and key.kind == "HorizontalPodAutoscaler"
+        and manifest["spec"]["scaleTargetRef"]["name"] in deployments
+    }
+    paired = {key for key, _ in scalers.values()}
+    units: list[Desired] = []
+    for key, manifest in desired.items():
+        if key in paired:
+            continue  # applied with its Deployment
+        unit: Desired = {key: manifest}
+        if key.kind == "Deployment" and key.name in scalers:
+            scaler_key, scaler = scalers[key.name]
+            unit[scaler_key] = scaler
+        units.append(unit)
+    return units
+
+
+async def apply_unit(client: kube.Kube, store: Bookstore, unit: Desired) -> kube.ApplyReport:
+    """Apply some children; a conflict (409) is read again and retried at once, a few times."""
+    for attempt in range(1, CONFLICT_ATTEMPTS + 1):
+        try:
+            return await kube.apply_children(client, store, unit, write=not store.spec.paused)
+        except ChildWriteError as refusal:
+            if refusal.status != 409 or attempt == CONFLICT_ATTEMPTS:
+                raise
+            await asyncio.sleep(CONFLICT_PAUSE_SECONDS * attempt)
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def refusal_problem(refusal: ChildWriteError) -> Problem:
+    """A refused child write as status reports it: Failed when retrying cannot help."""
+    permanent = isinstance(classify(refusal), kopf.PermanentError)
+    return Problem(
+        refusal.refusal,
+        f"The API server refused {refusal.child} ({refusal.advice}): {refusal.detail}",
+        "Failed" if permanent else "Degraded",
+    )
+
+
+def merge_report(report: kube.ApplyReport, part: kube.ApplyReport) -> None:
+    """Add what one apply pass found and did to the reconcile's report."""
+    for field in ("created", "updated", "deleted", "foreign", "drifted"):
+        getattr(report, field).extend(getattr(part, field))
+    report.live.update(part.live)
 
 
 async def reconcile_storage(
-    client: kube.Kube, store: Bookstore, report: kube.ApplyReport, problems: list[Problem]
-) -> None:
+    client: kube.Kube,
+    store: Bookstore,
+    report: kube.ApplyReport,
+    problems: list[Problem],
+    refusals: list[ChildWriteError],
+) -> list[dict[str, Any]]:
     """Grow each existing data PVC to spec.database.storage (claim templates are immutable).
 
     A refused resize (the StorageClass does not allow expansion: 403/422) is a Degraded
-    problem, not an error: everything else is reconciled, and every resync tries again.
+    problem, not an error: every resync tries again. Returns the data PVCs that exist.
     """
+    if store.spec.database.is_external:
+        return []
     statefulset = report.live.get(workload_keys(store)["database"])
-    if statefulset is None or store.spec.database.is_external:
-        return
-    for ordinal in range(int((statefulset.get("spec") or {}).get("replicas", 1))):
+    claims = []
+    for ordinal in range(int(((statefulset or {}).get("spec") or {}).get("replicas", 1))):
         name = builders.postgres_claim_name(store, ordinal)
         claim = await client.get("v1", "PersistentVolumeClaim", store.namespace, name)
-        growth = None if claim is None else builders.build_claim_growth(store, claim)
+        if claim is None:
+            continue
+        claims.append(claim)
+        growth = None if statefulset is None else builders.build_claim_growth(store, claim)
         if growth is None:
             continue
         what = f"PersistentVolumeClaim/{name}"
@@ -96,30 +173,41 @@ async def reconcile_storage(
         if store.spec.paused:
             continue
         try:
-            await client.merge_patch("v1", "PersistentVolumeClaim", store.namespace, name, growth)
+            claims[-1] = await client.merge_patch(
+                "v1", "PersistentVolumeClaim", store.namespace, name, growth
+            )
         except ApiException as exc:
             refusal = ChildWriteError(what, exc)
-            if exc.status not in RESIZE_REFUSED:
-                raise refusal from exc
-            advice = resize_advice(store, claim or {}, refusal)
-            problems.append(Problem("StorageResizeRefused", advice, "Degraded"))
+            if exc.status in RESIZE_REFUSED:
+                advice = resize_advice(store, claim, refusal)
+                problems.append(Problem("StorageResizeRefused", advice, "Degraded"))
+            else:
+                problems.append(refusal_problem(refusal))
+                refusals.append(refusal)
             continue
         report.updated.append(what)
+    return claims
 
 
 def resize_advice(store: Bookstore, claim: Mapping[str, Any], refusal: ChildWriteError) -> str:
     """What the user can do when the API server will not grow the data volume."""
     storage_class = (claim.get("spec") or {}).get("storageClassName") or "(the cluster default)"
+    current = current_storage([claim])
     return (
         f"Growing {refusal.child} to {store.spec.database.storage} (spec.database.storage)"
-        f" was refused: {refusal.detail}. Allow volume expansion on StorageClass"
-        f" {storage_class} (allowVolumeExpansion: true) or grow the volume by hand; the"
-        " operator retries on every resync"
+        f" was refused: {refusal.detail}. Either set spec.database.storage back to {current}"
+        f" (the volume's current size, status.database.storage), or allow volume expansion on"
+        f" StorageClass {storage_class} (allowVolumeExpansion: true) or grow the volume by"
+        " hand; the operator retries on every resync"
     )
 
 
 async def observe(
-    client: kube.Kube, store: Bookstore, report: kube.ApplyReport, problems: list[Problem]
+    client: kube.Kube,
+    store: Bookstore,
+    report: kube.ApplyReport,
+    problems: list[Problem],
+    claims: list[dict[str, Any]],
 ) -> Observed:
     """The workloads' real state (read now if the apply pass did not) and every problem."""
     keys = workload_keys(store)
@@ -144,12 +232,13 @@ async def observe(
         problems=tuple(problems),
         in_sync=not report.drifted,
         changed=report.changed,
+        claims=tuple(claims),
     )
 
 
-async def apply_all(client: kube.Kube, store: Bookstore, *, write: bool) -> kube.ApplyReport:
-    """Generated Secrets first (create-only), then every other child in creation order."""
-    secrets = {
+def generated_secrets(store: Bookstore) -> Desired:
+    """The create-only Secrets, applied before the children that read them."""
+    return {
         builders.ChildKey("v1", "Secret", manifest["metadata"]["name"]): manifest
         for manifest in (
             builders.build_database_secret(store),
@@ -157,12 +246,6 @@ async def apply_all(client: kube.Kube, store: Bookstore, *, write: bool) -> kube
         )
         if manifest is not None
     }
-    report = await kube.apply_children(client, store, secrets, write=write)
-    rest = await kube.apply_children(client, store, builders.build_children(store), write=write)
-    for field in ("created", "updated", "deleted", "foreign", "drifted"):
-        getattr(report, field).extend(getattr(rest, field))
-    report.live.update(rest.live)
-    return report
 
 
 def workload_keys(store: Bookstore) -> dict[str, builders.ChildKey]:
@@ -211,6 +294,60 @@ async def check_external_database(
         return None
 
 
+async def check_database_secret(
+    client: kube.Kube, store: Bookstore, problems: list[Problem]
+) -> None:
+    """Never make new database passwords for a volume initialized with the lost ones.
+
+    PostgreSQL sets the passwords from `<name>-db` only when it initializes an empty volume,
+    so a Secret generated again while the volume exists locks the services out. A Secret
+    restored by the user without an owner is adopted, to be kept like a generated one.
+    """
+    if store.spec.database.is_external:
+        return
+    name = store.child_name("db")
+    secret = await client.get("v1", "Secret", store.namespace, name)
+    claim = builders.postgres_claim_name(store, 0)
+    keys = ", ".join(builders.DATABASE_SECRET_KEYS)
+    restore = (
+        f"restore Secret {store.namespace}/{name} with keys {keys} from a backup or your GitOps"
+        " source (without metadata.ownerReferences: the operator adopts it), or delete"
+        f" PersistentVolumeClaim/{claim} to start over with an empty database, which loses"
+        " its data"
+    )
+    if secret is None:
+        if await client.get("v1", "PersistentVolumeClaim", store.namespace, claim) is not None:
+            problems.append(
+                Problem(
+                    "DatabaseCredentialsLost",
+                    f"Secret {store.namespace}/{name} is gone, but the database volume"
+                    f" PersistentVolumeClaim/{claim} still holds the data its passwords"
+                    f" protect; new passwords would lock the services out. To fix: {restore}",
+                )
+            )
+        return
+    values = {key for key, value in (secret.get("data") or {}).items() if value}
+    missing = [key for key in builders.DATABASE_SECRET_KEYS if key not in values]
+    if missing:
+        problems.append(
+            Problem(
+                "DatabaseCredentialsInvalid",
+                f"Secret {store.namespace}/{name} lacks key(s) {', '.join(missing)}: {restore}",
+            )
+        )
+    elif not any(ref.get("controller") for ref in secret["metadata"].get("ownerReferences") or []):
+        adoption = {
+            "metadata": {
+                "ownerReferences": [store.owner_reference],
+                "labels": {
+                    **(secret["metadata"].get("labels") or {}),
+                    **builders.labels(store, "database"),
+                },
+            }
+        }
+        await client.merge_patch("v1", "Secret", store.namespace, name, adoption)
+
+
 async def check_api_key_secret(
     client: kube.Kube, store: Bookstore, problems: list[Problem]
 ) -> None:
@@ -241,15 +378,26 @@ def announce(
     previous: Mapping[str, Any],
     status: Mapping[str, Any],
 ) -> None:
-    """Kubernetes events for what changed: Normal for actions, Warning for new problems."""
+    """Kubernetes events for what changed: Normal for actions, Warning for new problems.
+
+    Writes made at a generation whose spec was already applied repaired drift: each is one
+    `Repaired` event, and Ready does not flap (status.compute_status).
+    """
     target = kopf.Body(cast(kopf.RawBody, dict(body)))
+    repaired = previous.get("observedGeneration") == status["observedGeneration"] and previous.get(
+        "phase"
+    ) in ("Ready", "Progressing")
     for verb, names in (
         ("Created", report.created),
         ("Updated", report.updated),
         ("Deleted", report.deleted),
     ):
         for name in names:
-            kopf.info(target, reason=verb, message=f"{verb} {name}")
+            if repaired:
+                message = f"Repaired {name}: {verb.lower()} it, as it differed from the spec"
+                kopf.info(target, reason="Repaired", message=message)
+            else:
+                kopf.info(target, reason=verb, message=f"{verb} {name}")
     before = {c.get("type"): c for c in previous.get("conditions") or []}
     after = {c["type"]: c for c in status["conditions"]}
     ready_before, ready_after = before.get("Ready", {}), after["Ready"]

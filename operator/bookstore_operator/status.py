@@ -10,7 +10,9 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
-from bookstore_operator.models import Bookstore
+from kubernetes.utils.quantity import parse_quantity
+
+from bookstore_operator.models import Bookstore, Component
 
 # DESIGN.md fixes the services' port; the builders use the same number for the Services.
 SERVICE_PORT = 8000
@@ -36,6 +38,7 @@ class Observed:
     problems: Sequence[Problem] = ()
     in_sync: bool = True  # every child already matched its desired state
     changed: bool = False  # this reconcile wrote to children
+    claims: Sequence[Mapping[str, Any]] = ()  # the database's data PVCs that exist
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,11 +55,15 @@ def compute_status(
     store: Bookstore, observed: Observed, previous_status: Mapping[str, Any], now: str
 ) -> dict[str, Any]:
     """The whole status for `store`, given what was observed and the previous status."""
+    # A generation already reported means this reconcile's writes repaired drift: they do
+    # not make the Bookstore unready unless a workload really rolls out again.
+    spec_changed = previous_status.get("observedGeneration") != store.generation
     database = _database_verdict(store, observed)
-    catalog = _deployment_verdict("catalog", observed.catalog)
-    orders = _deployment_verdict("orders", observed.orders)
-    progressing = _progressing_verdict(store, observed, (database, catalog, orders))
-    ready = _ready_verdict(store, observed, (database, catalog, orders))
+    catalog = _deployment_verdict("catalog", observed.catalog, store.spec.catalog)
+    orders = _deployment_verdict("orders", observed.orders, store.spec.orders)
+    components = (database, catalog, orders)
+    progressing = _progressing_verdict(store, observed, components, spec_changed=spec_changed)
+    ready = _ready_verdict(store, observed, components, spec_changed=spec_changed)
     verdicts = {
         "Ready": ready,
         "DatabaseReady": database,
@@ -69,7 +76,7 @@ def compute_status(
         _condition(kind, verdict, previous.get(kind), store.generation, now)
         for kind, verdict in verdicts.items()
     ]
-    return {
+    status: dict[str, Any] = {
         "observedGeneration": store.generation,
         "phase": _phase(observed, ready, progressing),
         "version": store.version if ready.ok else str(previous_status.get("version") or ""),
@@ -81,6 +88,27 @@ def compute_status(
             for component in ("catalog", "orders")
         },
     }
+    storage = current_storage(observed.claims)
+    if storage is not None and not store.spec.database.is_external:
+        status["database"] = {"storage": storage}
+    return status
+
+
+def current_storage(claims: Sequence[Mapping[str, Any]]) -> str | None:
+    """The data volume's size now: the smallest capacity (else request) among the PVCs.
+
+    The CRD lets spec.database.storage go back down to this size, the way out of a resize
+    the cluster refused.
+    """
+    sizes = [size for size in (_claim_size(claim) for claim in claims) if size]
+    return min(sizes, key=parse_quantity) if sizes else None
+
+
+def _claim_size(claim: Mapping[str, Any]) -> str | None:
+    capacity = ((claim.get("status") or {}).get("capacity") or {}).get("storage")
+    requests = ((claim.get("spec") or {}).get("resources") or {}).get("requests") or {}
+    size = capacity or requests.get("storage")
+    return str(size) if size else None
 
 
 def _condition(
@@ -109,7 +137,14 @@ def _rolled_out(workload: Mapping[str, Any]) -> bool:
     return int((workload.get("status") or {}).get("observedGeneration", 0)) >= int(generation)
 
 
-def _deployment_verdict(component: str, deployment: Mapping[str, Any] | None) -> Verdict:
+def _minimum_replicas(spec: Component) -> int:
+    """The fewest ready pods the spec promises: the HPA's floor, else the fixed count."""
+    return spec.autoscaling.min_replicas if spec.autoscaling.enabled else spec.replicas
+
+
+def _deployment_verdict(
+    component: str, deployment: Mapping[str, Any] | None, spec: Component
+) -> Verdict:
     if deployment is None:
         return Verdict(False, "DeploymentMissing", f"Deployment for {component} does not exist yet")
     status = deployment.get("status") or {}
@@ -128,6 +163,16 @@ def _deployment_verdict(component: str, deployment: Mapping[str, Any] | None) ->
     if ready < desired or not available:
         return Verdict(
             False, "DeploymentUnavailable", f"{component} is not available: {counts}", True
+        )
+    minimum = _minimum_replicas(spec)
+    if ready < minimum:
+        field = "autoscaling.minReplicas" if spec.autoscaling.enabled else "replicas"
+        return Verdict(
+            False,
+            "BelowMinReplicas",
+            f"{component} has {ready} ready replicas, fewer than spec.{component}.{field}"
+            f" ({minimum}): waiting for more",
+            True,
         )
     return Verdict(True, "DeploymentAvailable", f"{component} is available: {counts}")
 
@@ -152,7 +197,7 @@ def _database_verdict(store: Bookstore, observed: Observed) -> Verdict:
 
 
 def _progressing_verdict(
-    store: Bookstore, observed: Observed, components: Sequence[Verdict]
+    store: Bookstore, observed: Observed, components: Sequence[Verdict], *, spec_changed: bool
 ) -> Verdict:
     if store.spec.paused:
         return Verdict(
@@ -161,13 +206,16 @@ def _progressing_verdict(
     if observed.problems:
         return Verdict(False, observed.problems[0].reason, observed.problems[0].message)
     waiting = [v.message for v in components if v.rolling]
-    if observed.changed or not observed.in_sync or waiting:
+    applied = spec_changed and (observed.changed or not observed.in_sync)
+    if applied or waiting:
         detail = "; ".join(waiting) or "applying changes to the children"
         return Verdict(True, "RolloutInProgress", f"Generation {store.generation}: {detail}")
     return Verdict(False, "RolloutComplete", f"Generation {store.generation} is fully rolled out")
 
 
-def _ready_verdict(store: Bookstore, observed: Observed, components: Sequence[Verdict]) -> Verdict:
+def _ready_verdict(
+    store: Bookstore, observed: Observed, components: Sequence[Verdict], *, spec_changed: bool
+) -> Verdict:
     if observed.problems:
         return Verdict(False, observed.problems[0].reason, observed.problems[0].message)
     if store.spec.paused and not observed.in_sync:
@@ -177,7 +225,7 @@ def _ready_verdict(store: Bookstore, observed: Observed, components: Sequence[Ve
     not_ready = [v.message for v in components if not v.ok]
     if not_ready:
         return Verdict(False, "ComponentsNotReady", "; ".join(not_ready))
-    if observed.changed or not observed.in_sync:
+    if spec_changed and (observed.changed or not observed.in_sync):
         return Verdict(False, "RolloutInProgress", "Changes were just applied to the children")
     return Verdict(True, "AllComponentsReady", f"Generation {store.generation} serves traffic")
 

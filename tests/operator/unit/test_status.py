@@ -206,3 +206,87 @@ def test_conflicts_retry_sooner_than_server_errors() -> None:
     assert conflict.delay is not None
     assert server.delay is not None
     assert conflict.delay < server.delay
+
+
+def claim(requested: str, capacity: str | None = None) -> dict[str, Any]:
+    status = {"capacity": {"storage": capacity}} if capacity else {}
+    return {"spec": {"resources": {"requests": {"storage": requested}}}, "status": status}
+
+
+@pytest.mark.parametrize(
+    ("claims", "storage"),
+    [
+        ((claim("5Gi", "5Gi"),), "5Gi"),
+        ((claim("10Gi", "5Gi"),), "5Gi"),  # growth asked for, not done: the volume is 5Gi
+        ((claim("5Gi"),), "5Gi"),  # no capacity reported yet: the request
+        ((claim("10Gi", "10Gi"), claim("10Gi", "6144Mi")), "6144Mi"),  # the smallest
+        ((), None),  # no volume yet
+    ],
+    ids=repr,
+)
+def test_status_reports_the_data_volume_size_the_spec_may_return_to(
+    claims: tuple[dict[str, Any], ...], storage: str | None
+) -> None:
+    status = compute_status(store(), Observed(**{**READY.__dict__, "claims": claims}), {}, NOW)
+    assert status.get("database") == (None if storage is None else {"storage": storage})
+    jsonschema.validate(status, STATUS_SCHEMA)
+
+
+def test_external_database_reports_no_volume_size() -> None:
+    external = store({"database": {"external": {"secretName": "pg"}}})
+    status = compute_status(external, Observed(claims=(claim("5Gi", "5Gi"),)), {}, NOW)
+    assert "database" not in status
+
+
+def test_drift_repair_that_needs_no_new_pods_keeps_ready_and_its_transition_time() -> None:
+    before = compute_status(store(), READY, {}, NOW)
+    repaired = Observed(**{**READY.__dict__, "changed": True, "in_sync": False})
+    after = compute_status(store(), repaired, before, LATER)
+    assert after == before  # nothing to write: Ready True since NOW, Progressing False
+    assert conditions(after)["Ready"]["lastTransitionTime"] == NOW
+
+
+def test_the_same_writes_after_a_spec_change_are_a_rollout() -> None:
+    before = compute_status(store(generation=2), READY, {}, NOW)
+    changed = Observed(**{**READY.__dict__, "changed": True, "in_sync": False})
+    found = conditions(compute_status(store(generation=3), changed, before, LATER))
+    assert (found["Ready"]["status"], found["Ready"]["reason"]) == ("False", "RolloutInProgress")
+    assert found["Progressing"]["status"] == "True"
+
+
+def test_drift_repair_that_rolls_pods_out_again_is_progressing() -> None:
+    before = compute_status(store(), READY, {}, NOW)
+    rolling = Observed(
+        catalog=workload(2, rolled_out=False), orders=workload(2), database=DATABASE, changed=True
+    )
+    status = compute_status(store(), rolling, before, LATER)
+    found = conditions(status)
+    assert found["Progressing"]["status"] == "True"
+    assert found["CatalogReady"]["reason"] == "RolloutInProgress"
+    assert status["phase"] == "Progressing"
+
+
+@pytest.mark.parametrize(
+    ("spec", "ready_pods", "reason"),
+    [
+        ({"autoscaling": {"minReplicas": 3}}, 2, "BelowMinReplicas"),
+        ({"autoscaling": {"minReplicas": 3}}, 3, "DeploymentAvailable"),
+        ({"replicas": 3, "autoscaling": {"enabled": False}}, 2, "BelowMinReplicas"),
+        ({"replicas": 1, "autoscaling": {"enabled": False}}, 1, "DeploymentAvailable"),
+    ],
+    ids=repr,
+)
+def test_ready_waits_for_the_minimum_replicas_even_when_the_deployment_is_rolled_out(
+    spec: dict[str, Any], ready_pods: int, reason: str
+) -> None:
+    # The Deployment asks for no more pods than are ready (e.g. the HPA has not raised it yet).
+    catalog = workload(ready_pods, replicas=ready_pods)
+    observed = Observed(catalog=catalog, orders=workload(2), database=DATABASE)
+    status = compute_status(store({"catalog": spec}), observed, {}, NOW)
+    found = conditions(status)
+    assert found["CatalogReady"]["reason"] == reason
+    below = reason == "BelowMinReplicas"
+    assert found["Ready"]["status"] == ("False" if below else "True")
+    assert status["phase"] == ("Progressing" if below else "Ready")
+    if below:
+        assert "spec.catalog." in found["CatalogReady"]["message"]
