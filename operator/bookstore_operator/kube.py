@@ -1,10 +1,11 @@
-"""The only module that talks to the Kubernetes API: read, create, merge-patch, delete, status.
+"""The only module that talks to the Kubernetes API: read, create, apply, delete, status.
 
 It uses the official `kubernetes` client's ApiClient for raw, generic calls (one code path
-for every child kind instead of a typed API class per kind), run in a worker thread with
-`asyncio.to_thread` so the event loop never blocks. Writes are create or JSON merge patch:
-they work on every API server and leave fields we do not manage (server defaults, HPA-owned
-replicas) alone.
+for every child kind instead of a typed API class per kind), run in a bounded pool of worker
+threads so the event loop never blocks. Children are written with server-side apply as field
+manager `bookstore-operator` (see `apply`): keyed lists merge with what webhooks inject,
+fields the spec dropped are removed, and fields others own (HPA-owned replicas, server
+defaults) stay theirs. Generated Secrets are created once and never written again.
 """
 
 from __future__ import annotations
@@ -12,19 +13,37 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import concurrent.futures
 import dataclasses
+import functools
 import logging
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import kubernetes
 from kubernetes.client.exceptions import ApiException
 
+from bookstore_operator import __version__
+from bookstore_operator.apply import (
+    FIELD_MANAGER,
+    HANDOVER_MANAGER,
+    apply_body,
+    needs_apply,
+    owns,
+)
 from bookstore_operator.builders import ChildKey
 from bookstore_operator.errors import ChildWriteError
 from bookstore_operator.models import API_GROUP, API_VERSION, PLURAL, Bookstore
+from bookstore_operator.settings import OperatorSettings
 
 logger = logging.getLogger(__name__)
+
+USER_AGENT = f"{FIELD_MANAGER}/{__version__}"
+APPLY_PATCH = "application/apply-patch+yaml"  # a JSON body is valid YAML
+DEFAULT_TIMEOUT_SECONDS = 30.0
+CONNECT_TIMEOUT_SECONDS = 5.0
+# Parallel API calls at most (threads of the pool); each one holds a pooled connection.
+DEFAULT_CONCURRENCY = 8
 
 # (apiVersion, kind) -> plural, for every kind the operator reads or writes (all namespaced).
 PLURALS: dict[tuple[str, str], str] = {
@@ -41,12 +60,8 @@ PLURALS: dict[tuple[str, str], str] = {
     (f"{API_GROUP}/{API_VERSION}", "Bookstore"): PLURAL,
 }
 BOOKSTORE_API_VERSION = f"{API_GROUP}/{API_VERSION}"
-# Only these metadata fields are ours to set; the rest belongs to the API server.
-OWNED_METADATA = ("labels", "annotations", "ownerReferences")
-NOT_COMPARED = frozenset({"apiVersion", "kind", "metadata", "status"})
 # Spec fields the API server refuses to change once the object exists (422): set at creation,
-# then left out of drift detection and patches. A larger spec.database.storage grows each
-# PVC instead (reconciler.reconcile_storage).
+# then left out of every apply (see creation_only).
 FIXED_AT_CREATION: dict[tuple[str, str], tuple[str, ...]] = {
     ("apps/v1", "StatefulSet"): ("volumeClaimTemplates",),
 }
@@ -63,50 +78,84 @@ def resource_path(
 
 
 class Kube:
-    """A thin async facade over the official client's ApiClient."""
+    """A thin async facade over the official client's ApiClient.
 
-    def __init__(self, api_client: kubernetes.client.ApiClient) -> None:
+    Every call runs in a dedicated, bounded thread pool (not the loop's default executor)
+    with connect and read timeouts, so a hung API server ties up neither the event loop nor
+    a Bookstore's lock for longer than the timeout. Every write names the field manager.
+    """
+
+    def __init__(
+        self,
+        api_client: kubernetes.client.ApiClient,
+        *,
+        timeout: float = DEFAULT_TIMEOUT_SECONDS,
+        concurrency: int = DEFAULT_CONCURRENCY,
+    ) -> None:
         self._api = api_client
+        self._api.user_agent = USER_AGENT
+        self.timeout = (min(CONNECT_TIMEOUT_SECONDS, timeout), timeout)
+        self._pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=concurrency, thread_name_prefix="kube-api"
+        )
 
     @classmethod
-    def from_environment(cls) -> Kube:
+    def from_environment(cls, settings: OperatorSettings | None = None) -> Kube:
         """In-cluster service account when running in a pod, else the local kubeconfig."""
         try:
             kubernetes.config.load_incluster_config()  # type: ignore[no-untyped-call]
         except kubernetes.config.ConfigException:
             kubernetes.config.load_kube_config()  # type: ignore[no-untyped-call]
-        return cls(kubernetes.client.ApiClient())
+        return cls(kubernetes.client.ApiClient(), **_tuning(settings or OperatorSettings()))
 
     @classmethod
-    def for_host(cls, host: str) -> Kube:
+    def for_host(cls, host: str, settings: OperatorSettings | None = None) -> Kube:
         """An unauthenticated client for a local API server (tests, emulators)."""
         configuration = kubernetes.client.Configuration(host=host)
-        return cls(kubernetes.client.ApiClient(configuration))
+        return cls(
+            kubernetes.client.ApiClient(configuration), **_tuning(settings or OperatorSettings())
+        )
 
     def close(self) -> None:
-        """Release the connection pool."""
+        """Release the connection pool and the worker threads."""
         self._api.close()  # type: ignore[no-untyped-call]
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
-    def _call(self, method: str, path: str, body: Any = None, content_type: str = "") -> Any:
+    def _call(
+        self, method: str, path: str, body: Any, content_type: str, query: list[tuple[str, str]]
+    ) -> Any:
         headers = {"Accept": "application/json"}
         if content_type:
             headers["Content-Type"] = content_type
         request = self._api.param_serialize(
             method=method,
             resource_path=path,
+            query_params=query or None,
             header_params=headers,
             body=body,
             auth_settings=["BearerToken"],
         )
-        response = self._api.call_api(*request)
+        response = self._api.call_api(*request, _request_timeout=self.timeout)
         response.read()  # type: ignore[no-untyped-call]
         return self._api.response_deserialize(response, {"2XX": "object"}).data
 
     async def request(
-        self, method: str, path: str, body: Any = None, content_type: str = ""
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        content_type: str = "",
+        query: Mapping[str, str] | None = None,
     ) -> Any:
-        """One API call in a worker thread; raises ApiException on a non-2xx answer."""
-        return await asyncio.to_thread(self._call, method, path, body, content_type)
+        """One API call in a worker thread; raises ApiException on a non-2xx answer.
+
+        A write without a field manager gets ours, so managedFields and audit logs name us.
+        """
+        params = dict(query or {})
+        if method in ("POST", "PUT", "PATCH"):
+            params.setdefault("fieldManager", FIELD_MANAGER)
+        call = functools.partial(self._call, method, path, body, content_type, list(params.items()))
+        return await asyncio.get_running_loop().run_in_executor(self._pool, call)
 
     async def get(
         self, api_version: str, kind: str, namespace: str, name: str
@@ -130,6 +179,16 @@ class Kube:
             "POST", path, dict(manifest), "application/json"
         )
         return created
+
+    async def apply(
+        self, body: Mapping[str, Any], *, field_manager: str = FIELD_MANAGER
+    ) -> dict[str, Any]:
+        """Server-side apply (creates the object when absent), forcing conflicts: we own it."""
+        meta = body["metadata"]
+        path = resource_path(body["apiVersion"], body["kind"], meta["namespace"], meta["name"])
+        query = {"fieldManager": field_manager, "force": "true"}
+        applied: dict[str, Any] = await self.request("PATCH", path, dict(body), APPLY_PATCH, query)
+        return applied
 
     async def merge_patch(
         self,
@@ -166,6 +225,10 @@ class Kube:
         return values
 
 
+def _tuning(settings: OperatorSettings) -> dict[str, Any]:
+    return {"timeout": settings.api_timeout_seconds}
+
+
 @dataclasses.dataclass
 class ApplyReport:
     """What one pass over the children found and did."""
@@ -193,36 +256,26 @@ def is_owned(live: Mapping[str, Any], store: Bookstore) -> bool:
     return any(ref.get("uid") == store.uid and ref.get("controller") for ref in refs)
 
 
-def contains(live: Any, desired: Any) -> bool:
-    """True when every field of `desired` is in `live` (extras such as server defaults ignored)."""
-    if isinstance(desired, Mapping):
-        return isinstance(live, Mapping) and all(
-            key in live and contains(live[key], value) for key, value in desired.items()
-        )
-    if isinstance(desired, list):
-        return (
-            isinstance(live, list)
-            and len(live) == len(desired)
-            and all(contains(lv, dv) for lv, dv in zip(live, desired, strict=True))
-        )
-    return bool(live == desired)
+def creation_only(key: ChildKey, autoscaled: Collection[str]) -> tuple[str, ...]:
+    """Spec fields set when the child is created and never applied again.
+
+    A StatefulSet's claim templates are immutable (a larger spec.database.storage grows each
+    PVC instead: reconciler.reconcile_storage). An autoscaled Deployment starts at
+    minReplicas, then its HPA owns `replicas`: applying it again would fight the HPA.
+    """
+    fixed = FIXED_AT_CREATION.get((key.api_version, key.kind), ())
+    if key.kind == "Deployment" and key.name in autoscaled:
+        fixed = (*fixed, "replicas")
+    return fixed
 
 
-def managed_part(manifest: Mapping[str, Any]) -> dict[str, Any]:
-    """The fields we own in a manifest: our metadata and everything but apiVersion/kind/status."""
-    meta = manifest.get("metadata", {})
-    part = {key: value for key, value in manifest.items() if key not in NOT_COMPARED}
-    part["metadata"] = {key: meta[key] for key in OWNED_METADATA if key in meta}
-    return part
-
-
-def updatable_part(manifest: Mapping[str, Any]) -> dict[str, Any]:
-    """The fields we own that an existing object may still change (FIXED_AT_CREATION aside)."""
-    part = managed_part(manifest)
-    fixed = FIXED_AT_CREATION.get((manifest["apiVersion"], manifest["kind"]), ())
-    if fixed and isinstance(part.get("spec"), Mapping):
-        part["spec"] = {key: value for key, value in part["spec"].items() if key not in fixed}
-    return part
+def autoscaled(desired: Mapping[ChildKey, dict[str, Any] | None]) -> set[str]:
+    """Names of the Deployments an HPA we want scales."""
+    return {
+        manifest["spec"]["scaleTargetRef"]["name"]
+        for key, manifest in desired.items()
+        if manifest is not None and key.kind == "HorizontalPodAutoscaler"
+    }
 
 
 async def apply_children(
@@ -230,6 +283,7 @@ async def apply_children(
 ) -> ApplyReport:
     """Bring every child to its desired state (or, with write=False, only look at them)."""
     report = ApplyReport()
+    scaled = autoscaled(desired)
     for key, manifest in desired.items():
         live = await kube.get(key.api_version, key.kind, store.namespace, key.name)
         report.live[key] = live
@@ -238,43 +292,105 @@ async def apply_children(
                 report.foreign.append(label(key))
             continue
         try:
-            await _converge(kube, store, key, manifest, live, report, write=write)
+            if manifest is None:
+                await _remove(kube, store, key, live, report, write=write)
+            else:
+                fixed = creation_only(key, scaled)
+                await _converge(kube, key, manifest, fixed, live, report, write=write)
         except ApiException as exc:
             raise ChildWriteError(label(key), exc) from exc
     return report
 
 
-async def _converge(
+async def _remove(
     kube: Kube,
     store: Bookstore,
     key: ChildKey,
-    manifest: dict[str, Any] | None,
     live: dict[str, Any] | None,
     report: ApplyReport,
     *,
     write: bool,
 ) -> None:
-    """One child we own (or that is absent): delete, create or merge-patch it as needed."""
-    if manifest is None:
-        if live is None:
-            return
+    """A child the spec no longer wants: delete it if it exists."""
+    if live is None:
+        return
+    report.drifted.append(label(key))
+    if write:
+        await kube.delete(key.api_version, key.kind, store.namespace, key.name)
+        report.live[key] = None
+        report.deleted.append(label(key))
+
+
+async def _converge(
+    kube: Kube,
+    key: ChildKey,
+    manifest: dict[str, Any],
+    fixed: tuple[str, ...],
+    live: dict[str, Any] | None,
+    report: ApplyReport,
+    *,
+    write: bool,
+) -> None:
+    """One wanted child: create it when absent, else apply our fields when they differ.
+
+    Generated Secrets are created once and never written again (a new password under a
+    running database locks the services out).
+    """
+    if live is None:
         report.drifted.append(label(key))
         if write:
-            await kube.delete(key.api_version, key.kind, store.namespace, key.name)
-            report.live[key] = None
-            report.deleted.append(label(key))
-    elif live is None:
-        report.drifted.append(label(key))
-        if write:
-            report.live[key] = await kube.create(manifest)
+            if key.kind == "Secret":
+                report.live[key] = await kube.create(manifest)
+            else:
+                report.live[key] = await kube.apply(apply_body(manifest, fixed, creating=True))
             report.created.append(label(key))
-    elif key.kind != "Secret" and not contains(live, updatable_part(manifest)):
-        report.drifted.append(label(key))
-        if write:
-            report.live[key] = await kube.merge_patch(
-                key.api_version, key.kind, store.namespace, key.name, updatable_part(manifest)
-            )
-            report.updated.append(label(key))
+        return
+    body = apply_body(manifest, fixed)
+    if key.kind == "Secret" or not needs_apply(live, body):
+        return
+    report.drifted.append(label(key))
+    if not write:
+        return
+    if "replicas" in fixed:
+        await hand_over_replicas(kube, live, manifest)
+    applied = await kube.apply(body)
+    report.live[key] = applied
+    if _version(applied) != _version(live):
+        report.updated.append(label(key))
+    else:  # the API server found nothing to change: not drift after all
+        report.drifted.remove(label(key))
+        logger.debug("Applying %s changed nothing.", label(key))
+
+
+async def hand_over_replicas(
+    kube: Kube, live: Mapping[str, Any], manifest: Mapping[str, Any]
+) -> None:
+    """Keep a Deployment's replicas when its HPA takes over from our apply.
+
+    When our apply stops sending a field it owned, the API server removes it, and a
+    Deployment without `replicas` defaults to 1: switching autoscaling on would scale the
+    service down to one pod until the HPA reacts. So, while our Apply manager still owns
+    `replicas` (autoscaling was off, or the HPA has not changed it since creation), a second
+    Apply manager first applies max(current, minReplicas) (the Kubernetes documentation's
+    "transferring ownership"). A merge patch would not do: an Update that changes nothing
+    takes no ownership. The handover manager's share goes when the HPA next writes replicas.
+    """
+    current = (live.get("spec") or {}).get("replicas")
+    if current is None or not owns(live, FIELD_MANAGER, "Apply", ("spec", "replicas")):
+        return
+    meta = live["metadata"]
+    handover = {
+        "apiVersion": live["apiVersion"],
+        "kind": live["kind"],
+        "metadata": {"name": meta["name"], "namespace": meta["namespace"]},
+        "spec": {"replicas": max(int(current), int(manifest["spec"]["replicas"]))},
+    }
+    await kube.apply(handover, field_manager=HANDOVER_MANAGER)
+
+
+def _version(obj: Mapping[str, Any]) -> str | None:
+    version: str | None = obj.get("metadata", {}).get("resourceVersion")
+    return version
 
 
 async def write_status(kube: Kube, body: Mapping[str, Any], status: Mapping[str, Any]) -> bool:

@@ -22,3 +22,6 @@ class OperatorSettings(BaseSettings):
     )
     image_pull_policy: str = Field("IfNotPresent", description="imagePullPolicy of every child.")
     resync_seconds: float = Field(300.0, gt=0, description="Period of the drift-repair timer.")
+    api_timeout_seconds: float = Field(
+        30.0, gt=0, description="Read timeout of every API call (connect: at most 5 s)."
+    )

@@ -126,10 +126,14 @@ def _spread(store: Bookstore, service: Service) -> list[Manifest]:
 
 
 def build_deployment(store: Bookstore, service: Service) -> Manifest:
-    """`<name>-<service>`; without spec.replicas under autoscaling, which the HPA owns."""
+    """`<name>-<service>`; under autoscaling it starts at minReplicas, then its HPA owns
+    `replicas` (kube.creation_only leaves them out of every later apply)."""
     component = _component(store, service)
+    autoscaling = component.autoscaling
+    replicas = autoscaling.min_replicas if autoscaling.enabled else component.replicas
     pod_labels = {**labels(store, service), **version_label(store.image)}
     spec: Manifest = {
+        "replicas": replicas,
         "selector": {"matchLabels": selector_labels(store, service)},
         "strategy": {
             "type": "RollingUpdate",
@@ -150,8 +154,6 @@ def build_deployment(store: Bookstore, service: Service) -> Manifest:
             },
         },
     }
-    if not component.autoscaling.enabled:
-        spec = {"replicas": component.replicas, **spec}
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",

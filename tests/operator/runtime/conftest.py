@@ -181,7 +181,7 @@ def reconciles(emulator: Emulator, name: str, *, since: int = 0) -> int:
         for request in emulator.requests_made[since:]
         if request.method.value == "GET"
         and request.url.path == f"{BOOKSTORES}/{name}"
-        and request.headers.get("User-Agent", "").startswith("OpenAPI")
+        and request.headers.get("User-Agent", "").startswith("bookstore-operator/")
     )
 
 

@@ -4,7 +4,10 @@ kmock 0.8 stores objects as plain dicts. This subclass adds what kopf and the op
 on: uid/creationTimestamp/resourceVersion/generateName on create, a resourceVersion that
 moves on every change (409 on a stale one), `metadata.generation` bumped on spec changes,
 status written only through the /status subresource, JSON patch (422 on a failed `test`),
-RFC 7386 merge patch (lists replaced), no-op patches that change nothing, 422 on a change
+RFC 7386 merge patch (lists replaced), server-side apply (tests/operator/ssa.py: keyed lists
+merge, fields an Apply manager dropped are removed, 409 on a conflict without force, 400
+without fieldManager or apiVersion/kind/name), `metadata.managedFields` per manager and
+operation on every write, no-op patches that change nothing, 422 on a change
 the real API server forbids (a StatefulSet's volumeClaimTemplates, selector or serviceName,
 a Deployment's selector, a PVC's spec other than a growing storage request), real list
 resourceVersions and watches that honour `?resourceVersion=` (objects changed since that
@@ -19,7 +22,7 @@ import datetime
 import itertools
 import json
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -28,8 +31,11 @@ import attrs
 import jsonpatch
 import jsonpointer
 import kmock
+import yaml
 from kmock._internal import enums, rendering
 from kubernetes.utils.quantity import parse_quantity
+
+from tests.operator import ssa
 
 # (group/version/plural, kind, namespaced, subresources)
 RESOURCES: list[tuple[str, str, bool, tuple[str, ...]]] = [
@@ -56,6 +62,7 @@ IMMUTABLE_SPEC: dict[str, tuple[str, ...]] = {
 }
 VERBS = ("get", "list", "watch", "create", "patch", "update", "delete")
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+APPLY_PATCH = "application/apply-patch+yaml"
 
 
 class ConflictError(kmock.KubernetesError):
@@ -128,6 +135,41 @@ class Emulator(kmock.KubernetesEmulator):
             and not request.headers.get("User-Agent", "").startswith("kmock/")
         ]
 
+    def applies(self, *, since: int = 0, manager: str = "") -> list[rendering.Request]:
+        """Server-side apply requests (by one field manager, when given)."""
+        return [
+            request
+            for request in self._requests[since:]
+            if request.headers.get("Content-Type", "").startswith(APPLY_PATCH)
+            and manager in ("", request.params.get("fieldManager"))
+        ]
+
+    async def mutate(
+        self,
+        plural: str,
+        namespace: str,
+        name: str,
+        change: Callable[[dict[str, Any]], None],
+        *,
+        manager: str,
+    ) -> dict[str, Any]:
+        """Change a live object as another field manager would (a mutating webhook, a
+        controller): an Update that owns what it changed, published to watchers."""
+        key = (kmock.resource(plural), namespace, name)
+        async with self._lock:
+            old = self.objects[key].last.raw
+            new = copy.deepcopy(old)
+            change(new)
+            owners = ssa.from_managed_fields(old["metadata"].get("managedFields"))
+            ssa.update(old, new, owners, manager)
+            new["metadata"]["managedFields"] = ssa.to_managed_fields(owners, new["apiVersion"])
+            if _spec_of(new) != _spec_of(old):
+                new["metadata"]["generation"] = old["metadata"].get("generation", 1) + 1
+            self._bump(new)
+            self.objects[key].create(new)
+        await self._buses[key[0]].put({"type": "MODIFIED", "object": copy.deepcopy(new)})
+        return copy.deepcopy(new)
+
     # --- request handling ------------------------------------------------------------------
 
     async def _handle(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
@@ -149,6 +191,8 @@ class Emulator(kmock.KubernetesEmulator):
         async with self._lock:
             if action == enums.action.CREATE:
                 body, status = self._create(request), 201
+            elif action == enums.action.UPDATE and _is_apply(request):
+                body, status = self._apply(request)
             elif action == enums.action.UPDATE:
                 body, status = self._patch(request), 200
             else:
@@ -168,6 +212,13 @@ class Emulator(kmock.KubernetesEmulator):
 
     def _create(self, request: rendering.Request) -> dict[str, Any]:
         obj: dict[str, Any] = copy.deepcopy(request.data)
+        owners: ssa.Owners = {}
+        ssa.update(None, obj, owners, _manager(request))
+        return self._insert(request, obj, owners)
+
+    def _insert(
+        self, request: rendering.Request, obj: dict[str, Any], owners: ssa.Owners
+    ) -> dict[str, Any]:
         meta = obj.setdefault("metadata", {})
         if not meta.get("name") and meta.get("generateName"):
             meta["name"] = f"{meta['generateName']}{uuid.uuid4().hex[:5]}"
@@ -184,6 +235,7 @@ class Emulator(kmock.KubernetesEmulator):
         meta.pop("resourceVersion", None)
         if request.resource in self._with_status:
             obj.pop("status", None)
+        meta["managedFields"] = ssa.to_managed_fields(owners, obj.get("apiVersion", ""))
         self._bump(obj)
         if key in self.objects:
             self.objects[key].create(obj)
@@ -225,6 +277,63 @@ class Emulator(kmock.KubernetesEmulator):
                 new["metadata"][field] = old["metadata"][field]
         if new == old:
             return old
+        owners = ssa.from_managed_fields(old["metadata"].get("managedFields"))
+        ssa.update(old, new, owners, _manager(request), request.subresource or "")
+        new["metadata"]["managedFields"] = ssa.to_managed_fields(owners, new["apiVersion"])
+        return self._store(request, key, old, new, on_status=on_status)
+
+    def _apply(self, request: rendering.Request) -> tuple[dict[str, Any], int]:
+        """Server-side apply: create when absent, else merge and take/drop owned fields."""
+        manager = request.params.get("fieldManager")
+        if not manager:
+            raise _bad_request("fieldManager: Required value: is required for apply patch")
+        config = yaml.safe_load(request.text)
+        if not isinstance(config, dict) or not config.get("apiVersion") or not config.get("kind"):
+            raise _bad_request("apply patches must specify apiVersion and kind")
+        name = (config.get("metadata") or {}).get("name")
+        if name != request.name:
+            raise _bad_request(
+                f"the name of the object ({name}) does not match the name on the URL"
+                f" ({request.name})"
+            )
+        assert request.resource is not None
+        kind = self.resources[request.resource].kind
+        if config["kind"] != kind:
+            raise _bad_request(f"kind {config['kind']} does not match the expected kind {kind}")
+        key = self._key(request)
+        exists = key in self.objects and not self.objects[key].deleted
+        old = copy.deepcopy(self.objects[key].last.raw) if exists else None
+        if request.resource in self._with_status:
+            config.pop("status", None)
+        owners = ssa.from_managed_fields((old or {}).get("metadata", {}).get("managedFields"))
+        force = request.params.get("force") == "true"
+        try:
+            new = ssa.apply(old, config, owners, manager, force=force)
+        except ssa.ApplyConflictError as exc:
+            raise ConflictError(status=409, reason="Conflict", message=str(exc)) from exc
+        new.setdefault("metadata", {})["managedFields"] = ssa.to_managed_fields(
+            owners, config["apiVersion"]
+        )
+        if old is None:
+            return self._insert(request, new, owners), 201
+        for field in ("name", "namespace", "uid", "creationTimestamp", "resourceVersion"):
+            if field in old["metadata"]:
+                new["metadata"][field] = old["metadata"][field]
+        if new == old:
+            return old, 200
+        return self._store(request, key, old, new, on_status=False), 200
+
+    def _store(
+        self,
+        request: rendering.Request,
+        key: Any,
+        old: dict[str, Any],
+        new: dict[str, Any],
+        *,
+        on_status: bool,
+    ) -> dict[str, Any]:
+        """Save a changed object: immutable fields checked, generation and version moved."""
+        assert request.resource is not None
         if not on_status:
             _refuse_immutable_changes(request.resource.plural or "", old, new)
         if _spec_of(new) != _spec_of(old):
@@ -333,6 +442,20 @@ def _refuse_immutable_changes(plural: str, old: Mapping[str, Any], new: Mapping[
     raise kmock.KubernetesError(
         status=422, reason="Invalid", message=f"{name} is invalid: Forbidden: {message}"
     )
+
+
+def _is_apply(request: rendering.Request) -> bool:
+    return request.headers.get("Content-Type", "").startswith(APPLY_PATCH)
+
+
+def _manager(request: rendering.Request) -> str:
+    """The field manager: the query's, else the user agent's product (like the API server)."""
+    agent = request.headers.get("User-Agent", "unknown")
+    return request.params.get("fieldManager") or agent.split("/", 1)[0]
+
+
+def _bad_request(message: str) -> kmock.KubernetesError:
+    return kmock.KubernetesError(status=400, reason="BadRequest", message=message)
 
 
 def _storage_request(spec: Mapping[str, Any]) -> Decimal:

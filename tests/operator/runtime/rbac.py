@@ -40,6 +40,17 @@ def needed(request: rendering.Request) -> Permission | None:
     return (resource.group or "", plural, verb)
 
 
+def permissions(request: rendering.Request) -> list[Permission]:
+    """What a request needs: a server-side apply may create the object, so it needs both
+    patch and create (the API server checks create when the object is absent)."""
+    permission = needed(request)
+    if permission is None:
+        return []
+    if request.headers.get("Content-Type", "").startswith("application/apply-patch"):
+        return [permission, (permission[0], permission[1], "create")]
+    return [permission]
+
+
 def denied(requests: Iterable[rendering.Request]) -> list[tuple[Permission, str]]:
     """The operator's requests that role.yaml would forbid, with their paths."""
     allowed = granted()
@@ -47,8 +58,8 @@ def denied(requests: Iterable[rendering.Request]) -> list[tuple[Permission, str]
         (permission, request.url.path)
         for request in requests
         if not request.headers.get("User-Agent", "").startswith("kmock/")
-        for permission in [needed(request)]
-        if permission is not None and permission not in allowed
+        for permission in permissions(request)
+        if permission not in allowed
     ]
 
 
@@ -58,6 +69,5 @@ def used(requests: Iterable[rendering.Request]) -> set[Permission]:
         permission
         for request in requests
         if not request.headers.get("User-Agent", "").startswith("kmock/")
-        for permission in [needed(request)]
-        if permission is not None
+        for permission in permissions(request)
     }

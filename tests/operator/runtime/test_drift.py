@@ -71,7 +71,11 @@ async def test_child_edited_by_hand_is_restored(emulator: Emulator, operator: Op
     original = emulator.live("apps/v1/deployments", NAMESPACE, "downtown-orders")
     assert original is not None
     image = original["spec"]["template"]["spec"]["containers"][0]["image"]
-    hacked = {"spec": {"template": {"spec": {"containers": [{"name": "x", "image": "evil:1"}]}}}}
+    # Our container reduced to a new image and nothing else (a merge patch replaces the list);
+    # a container someone else adds is theirs and stays (tests/operator/runtime/test_apply.py).
+    hacked = {
+        "spec": {"template": {"spec": {"containers": [{"name": "orders", "image": "evil:1"}]}}}
+    }
     await api(emulator, "PATCH", f"{DEPLOYMENTS}/downtown-orders", hacked, merge=True)
 
     def restored() -> bool:
@@ -149,17 +153,17 @@ async def test_same_named_object_not_owned_is_left_alone_and_reported(
 async def test_transient_api_errors_are_retried_until_the_bookstore_is_ready(
     emulator: Emulator, operator: Operator
 ) -> None:
-    emulator.faults[("POST", "deployments")] = [500, 429, 409]
+    emulator.faults[("PATCH", "deployments")] = [500, 429, 409]
     await create_bookstore(emulator, "downtown")
     await mark_workloads_ready(emulator, "downtown")
     await wait_ready(emulator, "downtown")
-    assert emulator.faults[("POST", "deployments")] == []
+    assert emulator.faults[("PATCH", "deployments")] == []
 
 
 async def test_child_rejected_by_the_api_server_fails_the_bookstore_without_crashing(
     emulator: Emulator, operator: Operator
 ) -> None:
-    emulator.faults[("POST", "deployments")] = [422] * 1000
+    emulator.faults[("PATCH", "deployments")] = [422] * 1000
     await create_bookstore(emulator, "downtown")
 
     def rejected() -> dict[str, Any] | None:

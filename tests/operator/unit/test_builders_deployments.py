@@ -99,9 +99,12 @@ def test_container_runs_its_command_from_the_resolved_image(component: str) -> N
 
 
 @pytest.mark.parametrize("component", ["catalog", "orders"])
-def test_autoscaled_deployment_leaves_replicas_to_the_hpa(component: str) -> None:
+def test_autoscaled_deployment_starts_at_min_replicas_and_its_hpa_targets_it(
+    component: str,
+) -> None:
     store = store_for("defaults")
-    assert "replicas" not in deployment(store, component)["spec"]
+    # Only at creation: kube.creation_only keeps replicas out of every later apply.
+    assert deployment(store, component)["spec"]["replicas"] == 2
     hpa = build_children(store)[
         ChildKey("autoscaling/v2", "HorizontalPodAutoscaler", store.child_name(component))
     ]
