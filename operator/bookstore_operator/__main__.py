@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import random
 from collections.abc import Sequence
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 import kopf
 
 import bookstore_operator.handlers  # noqa: F401  (importing registers the kopf handlers)
-from bookstore_operator import __version__
+from bookstore_operator import __version__, preflight
 from bookstore_operator.settings import OperatorSettings
 
 LOG_FORMATS = {
@@ -18,6 +19,9 @@ LOG_FORMATS = {
     "plain": kopf.LogFormat.PLAIN,
     "full": kopf.LogFormat.FULL,
 }
+# Exit status when credentials or the --peering object are missing (argparse uses 2 too).
+EXIT_PREFLIGHT = 2
+logger = logging.getLogger("bookstore_operator")
 # Exclusive upper bound of the random peering priority (see run_arguments).
 PRIORITY_RANGE = 2**31
 
@@ -50,9 +54,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--peering",
-        default="bookstore-operator",
         metavar="NAME",
-        help="KopfPeering/ClusterKopfPeering object that keeps two replicas from both acting.",
+        help="ClusterKopfPeering (KopfPeering per namespace with -n) that keeps replicas from "
+        f"both acting. Given, it must exist. Default: {preflight.DEFAULT_PEERING}, and when "
+        "that does not exist, run standalone with a warning.",
     )
     parser.add_argument(
         "--standalone",
@@ -77,7 +82,7 @@ def run_arguments(args: argparse.Namespace) -> dict[str, Any]:
         "clusterwide": not args.namespace,
         "namespaces": args.namespace,
         "standalone": args.standalone,
-        "peering_name": None if args.standalone else args.peering,
+        "peering_name": None if args.standalone else args.peering or preflight.DEFAULT_PEERING,
         # kopf pauses every peer when two share a priority, so replicas with kopf's default
         # (0 for all) would all stand still. A random one per process lets the highest act
         # while the others wait as hot standbys (a clash is ~1 in 2**31).
@@ -90,7 +95,31 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the `bookstore-operator` console script."""
     args = parse_args(argv)
     kopf.configure(verbose=args.verbose, log_format=LOG_FORMATS[args.log_format])
+    try:
+        standalone_because = preflight_checks(args)
+    except preflight.PreflightError as exc:
+        logger.error("Not starting: %s", exc)  # one line, in the chosen --log-format
+        raise SystemExit(EXIT_PREFLIGHT) from None
+    if standalone_because:
+        logger.warning(standalone_because)
+        args.standalone = True
     kopf.run(**run_arguments(args))
+
+
+def preflight_checks(args: argparse.Namespace) -> str | None:
+    """Refuse to start without credentials or a --peering object; a warning to run alone."""
+    client = preflight.connect()
+    try:
+        if args.standalone:
+            return None
+        peering = preflight.Peering(
+            name=args.peering or preflight.DEFAULT_PEERING,
+            namespaces=args.namespace,
+            explicit=args.peering is not None,
+        )
+        return preflight.check_peering(client, peering)
+    finally:
+        client.close()
 
 
 if __name__ == "__main__":

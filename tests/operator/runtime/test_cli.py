@@ -97,3 +97,57 @@ def test_standalone_or_namespaced_command_line_maps_to_kopf_run_arguments() -> N
     assert run["clusterwide"] is False
     assert run["namespaces"] == ["a", "b"]
     assert run["liveness_endpoint"] is None
+
+
+def without_cluster_env(tmp_path: pathlib.Path) -> dict[str, str]:
+    """An environment with no cluster credentials: empty HOME, no KUBECONFIG, not in a pod."""
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {**os.environ, "HOME": str(home)}
+    for name in ("KUBECONFIG", "KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT"):
+        env.pop(name, None)
+    return env
+
+
+async def run_to_exit(*argv: str, env: dict[str, str], within: float = 20) -> tuple[int, str]:
+    """Run `bookstore-operator ARGV` until it exits by itself; its exit status and stderr."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bookstore_operator", *argv,
+        env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        _, stderr = await asyncio.wait_for(process.communicate(), within)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        raise AssertionError(f"bookstore-operator still running after {within}s") from None
+    assert process.returncode is not None
+    return process.returncode, stderr.decode()
+
+
+async def test_no_credentials_exits_2_with_one_line_naming_what_was_tried(
+    tmp_path: pathlib.Path,
+) -> None:
+    env = without_cluster_env(tmp_path)
+    code, stderr = await run_to_exit("--log-format", "plain", env=env)
+
+    assert code == 2
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr
+    assert "Traceback" not in stderr
+    assert "no Kubernetes credentials" in lines[0]
+    assert "KUBERNETES_SERVICE_HOST is not set" in lines[0]
+    assert f"{tmp_path / 'home'}/.kube/config (KUBECONFIG is not set)" in lines[0]
+
+
+async def test_kubeconfig_pointing_at_a_missing_file_is_named_in_a_json_error(
+    tmp_path: pathlib.Path,
+) -> None:
+    env = {**without_cluster_env(tmp_path), "KUBECONFIG": str(tmp_path / "missing")}
+    code, stderr = await run_to_exit(env=env)
+
+    assert code == 2
+    (line,) = stderr.strip().splitlines()
+    record = json.loads(line)
+    assert record["severity"] == "error"
+    assert f"{tmp_path / 'missing'} (from KUBECONFIG)" in record["message"]
