@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from sqlalchemy import (
+    JSON,
     DateTime,
     ForeignKey,
     Index,
@@ -49,9 +50,18 @@ class OrderStatus(enum.StrEnum):
     FAILED = "failed"
 
 
+# Orders a customer placed (POST /orders answered 201): what GET /orders lists by default.
+# Pending orders are in flight or awaiting compensation, failed ones were refused.
+PLACED_STATUSES = (OrderStatus.CONFIRMED, OrderStatus.CANCELLED)
+
+
 class Order(Base):
     """A customer's order: written `pending` before any stock is reserved (the intent), so
     a sweeper can give back what a dead process reserved; confirmed with every line held.
+
+    Until it is confirmed, `requested_items` holds the lines as asked (`book_id`,
+    `quantity`), so a failed order keeps them for audit; the confirm replaces them with
+    its priced `items` (order_items rows) and clears the column.
 
     Line `i`'s reservation at catalog is made under the reference
     `order-<id>-<reservation_token>-<i>` (the random token keeps references unique even if
@@ -71,6 +81,9 @@ class Order(Base):
     total_price: Mapped[Decimal] = mapped_column(Numeric(14, 2))
     line_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     reservation_token: Mapped[str] = mapped_column(String(32), default="", server_default="")
+    requested_items: Mapped[list[dict[str, int]] | None] = mapped_column(
+        JSON(none_as_null=True), nullable=True
+    )
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow

@@ -13,12 +13,20 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, cast
 
+import orjson
 from bookstore_common.rawpool import Database, RawStatement
 from sqlalchemy import Table, and_, bindparam, delete, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from bookstore_orders.models import IdempotencyKey, Order, OrderItem, OrderStatus, utcnow
+from bookstore_orders.models import (
+    PLACED_STATUSES,
+    IdempotencyKey,
+    Order,
+    OrderItem,
+    OrderStatus,
+    utcnow,
+)
 
 # Plain tables for the hot insert path (Core statements skip the ORM unit of work).
 ORDERS = cast(Table, Order.__table__)
@@ -105,10 +113,16 @@ async def list_orders(
     limit: int,
     offset: int,
 ) -> tuple[Sequence[Order], int]:
-    """A page of orders, newest first (id breaks no ties: it is unique), and the total."""
+    """A page of orders, newest first (id breaks no ties: it is unique), and the total.
+
+    Without a status, only orders a customer placed (PLACED_STATUSES): refused (failed)
+    and in-flight (pending) attempts are listed only when asked for by status.
+    """
     conditions = []
     if status is not None:
         conditions.append(Order.status == status.value)
+    else:
+        conditions.append(Order.status.in_([placed.value for placed in PLACED_STATUSES]))
     if email is not None:
         conditions.append(Order.customer_email == email)
     where = and_(True, *conditions)
@@ -139,6 +153,7 @@ _INSERT_PENDING = (
         total_price=Decimal("0.00"),
         line_count=bindparam("line_count"),
         reservation_token=bindparam("reservation_token"),
+        requested_items=bindparam("requested_items"),
         created_at=bindparam("created_at"),
         updated_at=bindparam("created_at"),
     )
@@ -158,9 +173,11 @@ async def insert_pending_order(
     customer_email: str,
     line_count: int,
     reservation_token: str,
+    requested_items: list[dict[str, int]],
     created_at: datetime,
 ) -> int:
-    """Record the intent to place an order (status pending, no lines yet); return its id."""
+    """Record the intent to place an order (status pending, its lines as requested, none
+    priced or held yet); return its id."""
     order_id = await db.scalar(
         _INSERT_PENDING,
         {
@@ -168,6 +185,7 @@ async def insert_pending_order(
             "customer_email": customer_email,
             "line_count": line_count,
             "reservation_token": reservation_token,
+            "requested_items": requested_items,
             "created_at": created_at,
         },
     )
@@ -181,15 +199,15 @@ _INSERT_PENDING_BATCH = RawStatement.compile(
     text(
         """
         INSERT INTO orders (status, customer_name, customer_email, total_price, line_count,
-            reservation_token, created_at, updated_at)
+            reservation_token, requested_items, created_at, updated_at)
         SELECT :pending, r.customer_name, r.customer_email, 0, r.line_count,
-            r.reservation_token, r.created_at, r.created_at
+            r.reservation_token, r.requested_items, r.created_at, r.created_at
         FROM unnest(
             CAST(:customer_names AS varchar[]), CAST(:customer_emails AS varchar[]),
             CAST(:line_counts AS integer[]), CAST(:tokens AS varchar[]),
-            CAST(:created_ats AS timestamptz[])
+            CAST(:requested_items AS json[]), CAST(:created_ats AS timestamptz[])
         ) WITH ORDINALITY AS r (customer_name, customer_email, line_count, reservation_token,
-            created_at, position)
+            requested_items, created_at, position)
         ORDER BY r.position
         RETURNING id, reservation_token
         """
@@ -211,6 +229,7 @@ async def insert_pending_orders_raw(
         "customer_emails": [order["customer_email"] for order in orders],
         "line_counts": [order["line_count"] for order in orders],
         "tokens": tokens,
+        "requested_items": [orjson.dumps(order["requested_items"]).decode() for order in orders],
         "created_ats": [order["created_at"] for order in orders],
     }
     async with database.connection() as connection:
@@ -223,12 +242,13 @@ async def insert_pending_orders_raw(
 
 # Pending -> confirmed with the lines, for one order or many, in ONE statement: atomic on
 # its own (no BEGIN/COMMIT needed); each order flips only if still pending (a sweeper may
-# have failed it), and only the flipped orders get their lines.
+# have failed it), and only the flipped orders get their lines (which replace the
+# requested ones).
 _CONFIRM = text(
     """
     WITH confirmed AS (
         UPDATE orders SET status = :confirmed, total_price = batch.total_price,
-            updated_at = :updated_at
+            requested_items = NULL, updated_at = :updated_at
         FROM unnest(CAST(:order_ids AS integer[]), CAST(:totals AS numeric[]))
             AS batch (order_id, total_price)
         WHERE orders.id = batch.order_id AND orders.status = :pending
@@ -303,7 +323,12 @@ async def confirm_order(
     confirmed = await db.execute(
         update(ORDERS)
         .where(ORDERS.c.id == order_id, ORDERS.c.status == OrderStatus.PENDING.value)
-        .values(status=OrderStatus.CONFIRMED.value, total_price=total_price, updated_at=utcnow())
+        .values(
+            status=OrderStatus.CONFIRMED.value,
+            total_price=total_price,
+            requested_items=None,
+            updated_at=utcnow(),
+        )
     )
     if not confirmed.rowcount:  # type: ignore[attr-defined]
         return False

@@ -83,10 +83,12 @@ async def list_orders(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
 ) -> OrderPage:
-    """Orders, newest first, optionally only one status or one customer's email.
+    """Orders a customer placed (`confirmed`, `cancelled`), newest first; or only one status
+    or one customer's email.
 
-    A placed order is `confirmed` (then maybe `cancelled`); `pending` is an order whose
-    stock is being reserved, `failed` one that was refused or given up (no stock held).
+    Without `status`, refused and in-flight attempts are left out: `status=failed` lists
+    orders that were refused or given up (no stock held; their lines as requested, with
+    `unit_price` null), `status=pending` those whose stock is being reserved or given back.
     """
     return await orders_service_of(request).list_orders(
         session, status=status, email=email, limit=limit, offset=offset

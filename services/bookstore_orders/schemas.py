@@ -16,7 +16,7 @@ from pydantic import (
     field_validator,
 )
 
-from bookstore_orders.models import OrderStatus
+from bookstore_orders.models import Order, OrderStatus
 
 MAX_ITEMS = 50
 MAX_QUANTITY = 1000
@@ -74,7 +74,10 @@ class OrderItemRead(BaseModel):
 
     book_id: int
     quantity: int
-    unit_price: Decimal
+    unit_price: Decimal | None = Field(
+        description="Catalog's price when the line was reserved; null on a line that was "
+        "never priced (a failed or pending order's lines, as the customer asked for them)."
+    )
 
 
 class OrderRead(BaseModel):
@@ -86,9 +89,23 @@ class OrderRead(BaseModel):
     status: OrderStatus
     customer_name: str
     customer_email: str
-    items: list[OrderItemRead]
-    total_price: Decimal
+    items: list[OrderItemRead] = Field(
+        description="A placed order's priced lines; a failed or pending order's lines as "
+        "requested (unit_price null)."
+    )
+    total_price: Decimal = Field(description="The sum of the priced lines; 0.00 when none.")
     created_at: datetime
+
+    @classmethod
+    def from_order(cls, order: Order) -> OrderRead:
+        """The API view of a stored order: its priced lines, or else the requested ones."""
+        read = cls.model_validate(order)
+        if not order.items and order.requested_items:
+            read.items = [
+                OrderItemRead(book_id=line["book_id"], quantity=line["quantity"], unit_price=None)
+                for line in order.requested_items
+            ]
+        return read
 
 
 class OrderPage(BaseModel):

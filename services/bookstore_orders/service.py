@@ -177,7 +177,7 @@ class OrdersService:
             raise ConflictError(f"Order {order_id} is already cancelled.")
         ORDERS_CANCELLED.inc()
         order.status = OrderStatus.CANCELLED.value
-        return OrderRead.model_validate(order)
+        return OrderRead.from_order(order)
 
     async def purge_idempotency_keys(self, retention: timedelta) -> int:
         """Forget Idempotency-Keys older than `retention`, so the table does not grow forever."""
@@ -189,7 +189,7 @@ class OrdersService:
         order = await repository.get_order(session, order_id)
         if order is None:
             raise NotFoundError(f"Order {order_id} does not exist.")
-        return OrderRead.model_validate(order)
+        return OrderRead.from_order(order)
 
     async def list_orders(
         self,
@@ -204,7 +204,7 @@ class OrdersService:
         orders, total = await repository.list_orders(
             session, status=status, email=email, limit=limit, offset=offset
         )
-        items = [OrderRead.model_validate(order) for order in orders]
+        items = [OrderRead.from_order(order) for order in orders]
         return OrderPage(items=items, total=total, limit=limit, offset=offset)
 
     async def _place(self, order: OrderCreate, idempotency_key: str | None) -> PlacedOrder:
@@ -232,13 +232,17 @@ class OrdersService:
                 yield connection
 
     async def _record_intent(self, order: OrderCreate, token: str) -> tuple[int, datetime]:
-        """Write the order as pending before any stock is taken: (order id, created at)."""
+        """Write the order as pending, with the lines asked for, before any stock is taken:
+        (order id, created at)."""
         created_at = utcnow()
         params: dict[str, Any] = {
             "customer_name": order.customer_name,
             "customer_email": order.customer_email,
             "line_count": len(order.items),
             "reservation_token": token,
+            "requested_items": [
+                {"book_id": item.book_id, "quantity": item.quantity} for item in order.items
+            ],
             "created_at": created_at,
         }
         with _order_write_errors():

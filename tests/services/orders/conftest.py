@@ -122,13 +122,13 @@ def orders_client(orders_db: str) -> OrdersClientFactory:
 
     @asynccontextmanager
     async def start(catalog_url: str, **overrides: Any) -> AsyncIterator[httpx.AsyncClient]:
-        settings = OrdersSettings(
-            database_url=orders_db,
-            api_key=API_KEY,
-            catalog_url=catalog_url,
-            database_pool_size=5,
-            **overrides,
-        )
+        defaults: dict[str, Any] = {
+            "database_url": orders_db,
+            "api_key": API_KEY,
+            "catalog_url": catalog_url,
+            "database_pool_size": 5,
+        }
+        settings = OrdersSettings(**(defaults | overrides))
         app = create_app(settings)
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)

@@ -10,12 +10,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
 from bookstore_common.migrations import run_migrations
 from bookstore_orders.__main__ import VERSION_TABLE, migrate
 from bookstore_orders.config import OrdersSettings
+from bookstore_orders.models import Base
+from sqlalchemy import create_engine
 
 ORDERS_TABLES = {"orders", "order_items", "idempotency_keys", VERSION_TABLE}
-HEAD = "0004"
+HEAD = "0005"
 ORDERS_COMMAND = str(Path(sys.executable).with_name("bookstore-orders"))
 
 
@@ -87,3 +91,36 @@ def test_upgrade_from_0003_keeps_orders_and_drops_the_release_queue(
             "SELECT status, line_count, reservation_token FROM orders"
         ).fetchone()
     assert row == ("confirmed", 0, "")
+
+
+def test_upgrade_from_0004_keeps_failed_orders_and_adds_requested_items_empty(
+    make_database: Callable[[str], str],
+) -> None:
+    url = make_database("orders_upgrade_0005")
+    settings = OrdersSettings(database_url=url)
+    run_migrations(
+        settings, package="bookstore_orders", version_table=VERSION_TABLE, revision="0004"
+    )
+    with psycopg.connect(url, autocommit=True) as connection:
+        connection.execute(
+            "INSERT INTO orders (status, customer_name, customer_email, total_price, "
+            "created_at, updated_at) VALUES ('failed', 'Ada', 'ada@example.com', 0, now(), now())"
+        )
+    migrate(settings)
+    assert tables_and_version(url) == (ORDERS_TABLES, HEAD)
+    with psycopg.connect(url) as connection:
+        row = connection.execute("SELECT status, requested_items FROM orders").fetchone()
+    assert row == ("failed", None)
+
+
+def test_migrations_match_the_models(orders_database_url: str) -> None:
+    engine = create_engine(orders_database_url.replace("postgresql://", "postgresql+psycopg://"))
+    try:
+        with engine.connect() as connection:
+            context = MigrationContext.configure(
+                connection, opts={"compare_type": True, "version_table": VERSION_TABLE}
+            )
+            differences = compare_metadata(context, Base.metadata)
+    finally:
+        engine.dispose()
+    assert differences == []

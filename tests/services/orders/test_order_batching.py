@@ -105,6 +105,7 @@ def pending(name: str) -> dict[str, Any]:
         "customer_email": "reader@example.com",
         "line_count": 1,
         "reservation_token": new_reservation_token(),
+        "requested_items": [{"book_id": 1, "quantity": 1}],
         "created_at": utcnow(),
     }
 
