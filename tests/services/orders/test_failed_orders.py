@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
@@ -174,3 +175,27 @@ async def test_a_failed_order_from_before_the_requested_lines_were_kept_shows_no
         response = await client.get("/orders/1")
     assert response.status_code == 200
     assert (response.json()["status"], response.json()["items"]) == ("failed", [])
+
+
+async def test_an_order_left_pending_for_the_sweeper_keeps_its_lines_until_it_is_failed(
+    orders_client: OrdersClientFactory, stub_catalog: tuple[StubCatalog, str]
+) -> None:
+    """Catalog refuses to take the stock back: pending (not listed), then swept to failed."""
+    catalog, url = stub_catalog
+    catalog.fail_next_releases = 10_000
+    settings = {"pending_sweep_interval": 0.05, "pending_grace_seconds": 0.2}
+    async with orders_client(url, **settings) as client:
+        refused = await client.post("/orders", json=TOO_MANY, headers=AUTH)
+        default = await listing(client)
+        pending = await listing(client, status="pending")
+        catalog.fail_next_releases = 0
+        for _ in range(200):  # the sweeper runs every 50 ms; allow it 10 s
+            failed = await listing(client, status="failed")
+            if failed["total"]:
+                break
+            await asyncio.sleep(0.05)
+    assert refused.status_code == 409
+    assert default["total"] == 0
+    assert [o["items"] for o in pending["items"]] == [REQUESTED_LINES]
+    assert [o["items"] for o in failed["items"]] == [REQUESTED_LINES]
+    assert catalog.held() == 0
