@@ -13,16 +13,15 @@ from collections.abc import Mapping
 from typing import Any, cast
 
 import kopf
-import pydantic
 from kubernetes.client.exceptions import ApiException
 
 from bookstore_operator import builders, kube
 from bookstore_operator.errors import ChildWriteError, UserFixableError, classify
-from bookstore_operator.models import Bookstore, ExternalDatabaseFacts
+from bookstore_operator.inputs import check_database_secret, check_inputs
+from bookstore_operator.models import Bookstore
 from bookstore_operator.settings import OperatorSettings
 from bookstore_operator.status import Observed, Problem, compute_status, current_storage
 
-SECRET_KEYS_HINT = "host, port, username, password (optional: database, sslmode)"  # noqa: S105
 # How an API server refuses to grow a PVC: 403 (StorageClass without allowVolumeExpansion,
 # or a statically provisioned volume) or 422 (the claim cannot change that way).
 RESIZE_REFUSED = frozenset({403, 422})
@@ -39,7 +38,8 @@ async def reconcile(
     store = Bookstore.parse(body, settings)
     problems: list[Problem] = []
     store = await check_inputs(client, store, problems)
-    report, refusals = await reconcile_children(client, store, problems)
+    new_passwords = await check_database_secret(client, store, problems)
+    report, refusals = await reconcile_children(client, store, problems, new_passwords)
     claims = await reconcile_storage(client, store, report, problems, refusals)
     observed = await observe(client, store, report, problems, claims)
     previous = body.get("status") or {}
@@ -54,16 +54,8 @@ async def reconcile(
         raise UserFixableError(problems[0].reason, problems[0].message)
 
 
-async def check_inputs(client: kube.Kube, store: Bookstore, problems: list[Problem]) -> Bookstore:
-    """Read the Secrets the spec names; the store gains the external database's facts."""
-    facts = await check_external_database(client, store, problems)
-    await check_api_key_secret(client, store, problems)
-    await check_database_secret(client, store, problems)
-    return store if facts is None else store.model_copy(update={"external_database": facts})
-
-
 async def reconcile_children(
-    client: kube.Kube, store: Bookstore, problems: list[Problem]
+    client: kube.Kube, store: Bookstore, problems: list[Problem], new_passwords: bool
 ) -> tuple[kube.ApplyReport, list[ChildWriteError]]:
     """Apply the children unless inputs are missing; paused means look, do not touch.
 
@@ -75,7 +67,7 @@ async def reconcile_children(
     refusals: list[ChildWriteError] = []
     if problems:
         return report, refusals
-    for desired in (generated_secrets(store), builders.build_children(store)):
+    for desired in (generated_secrets(store, new_passwords), builders.build_children(store)):
         for unit in apply_units(desired):
             try:
                 merge_report(report, await apply_unit(client, store, unit))
@@ -236,14 +228,16 @@ async def observe(
     )
 
 
-def generated_secrets(store: Bookstore) -> Desired:
-    """The create-only Secrets, applied before the children that read them."""
+def generated_secrets(store: Bookstore, new_passwords: bool) -> Desired:
+    """The create-only Secrets, applied before the children that read them.
+
+    `<name>-db` only when check_database_secret found it missing with no volume to protect:
+    even if it vanishes after that check, this reconcile makes no new passwords.
+    """
+    database = builders.build_database_secret(store) if new_passwords else None
     return {
         builders.ChildKey("v1", "Secret", manifest["metadata"]["name"]): manifest
-        for manifest in (
-            builders.build_database_secret(store),
-            builders.build_api_key_secret(store),
-        )
+        for manifest in (database, builders.build_api_key_secret(store))
         if manifest is not None
     }
 
@@ -255,121 +249,6 @@ def workload_keys(store: Bookstore) -> dict[str, builders.ChildKey]:
         "orders": builders.ChildKey("apps/v1", "Deployment", store.child_name("orders")),
         "database": builders.ChildKey("apps/v1", "StatefulSet", store.child_name("postgres")),
     }
-
-
-async def check_external_database(
-    client: kube.Kube, store: Bookstore, problems: list[Problem]
-) -> ExternalDatabaseFacts | None:
-    """Read the external database Secret; record what the user must fix when it is unusable."""
-    external = store.spec.database.external
-    if external is None or not store.spec.database.is_external:
-        return None
-    where = f"Secret {store.namespace}/{external.secret_name} (spec.database.external.secretName)"
-    values = await client.read_secret(store.namespace, external.secret_name)
-    if values is None:
-        problems.append(
-            Problem(
-                "ExternalSecretMissing",
-                f"{where} does not exist: create it with keys {SECRET_KEYS_HINT}",
-            )
-        )
-        return None
-    missing = [key for key in builders.EXTERNAL_SECRET_KEYS if not values.get(key)]
-    if missing:
-        problems.append(
-            Problem(
-                "ExternalSecretInvalid",
-                f"{where} lacks key(s) {', '.join(missing)}: add them (keys: {SECRET_KEYS_HINT})",
-            )
-        )
-        return None
-    facts = {key: values[key] for key in ExternalDatabaseFacts.model_fields if values.get(key)}
-    try:
-        return ExternalDatabaseFacts.model_validate(facts)
-    except pydantic.ValidationError as exc:
-        fields = ", ".join(str(error["loc"][0]) for error in exc.errors())
-        problems.append(
-            Problem("ExternalSecretInvalid", f"{where} has an invalid value for: {fields}")
-        )
-        return None
-
-
-async def check_database_secret(
-    client: kube.Kube, store: Bookstore, problems: list[Problem]
-) -> None:
-    """Never make new database passwords for a volume initialized with the lost ones.
-
-    PostgreSQL sets the passwords from `<name>-db` only when it initializes an empty volume,
-    so a Secret generated again while the volume exists locks the services out. A Secret
-    restored by the user without an owner is adopted, to be kept like a generated one.
-    """
-    if store.spec.database.is_external:
-        return
-    name = store.child_name("db")
-    secret = await client.get("v1", "Secret", store.namespace, name)
-    claim = builders.postgres_claim_name(store, 0)
-    keys = ", ".join(builders.DATABASE_SECRET_KEYS)
-    restore = (
-        f"restore Secret {store.namespace}/{name} with keys {keys} from a backup or your GitOps"
-        " source (without metadata.ownerReferences: the operator adopts it), or delete"
-        f" PersistentVolumeClaim/{claim} to start over with an empty database, which loses"
-        " its data"
-    )
-    if secret is None:
-        if await client.get("v1", "PersistentVolumeClaim", store.namespace, claim) is not None:
-            problems.append(
-                Problem(
-                    "DatabaseCredentialsLost",
-                    f"Secret {store.namespace}/{name} is gone, but the database volume"
-                    f" PersistentVolumeClaim/{claim} still holds the data its passwords"
-                    f" protect; new passwords would lock the services out. To fix: {restore}",
-                )
-            )
-        return
-    values = {key for key, value in (secret.get("data") or {}).items() if value}
-    missing = [key for key in builders.DATABASE_SECRET_KEYS if key not in values]
-    if missing:
-        problems.append(
-            Problem(
-                "DatabaseCredentialsInvalid",
-                f"Secret {store.namespace}/{name} lacks key(s) {', '.join(missing)}: {restore}",
-            )
-        )
-    elif not any(ref.get("controller") for ref in secret["metadata"].get("ownerReferences") or []):
-        adoption = {
-            "metadata": {
-                "ownerReferences": [store.owner_reference],
-                "labels": {
-                    **(secret["metadata"].get("labels") or {}),
-                    **builders.labels(store, "database"),
-                },
-            }
-        }
-        await client.merge_patch("v1", "Secret", store.namespace, name, adoption)
-
-
-async def check_api_key_secret(
-    client: kube.Kube, store: Bookstore, problems: list[Problem]
-) -> None:
-    """A user-named API key Secret must exist and hold the key the services read."""
-    name = store.spec.auth.api_key_secret_name
-    if not name:
-        return
-    where = f"Secret {store.namespace}/{name} (spec.auth.apiKeySecretName)"
-    values = await client.read_secret(store.namespace, name)
-    if values is None:
-        problems.append(
-            Problem(
-                "ApiKeySecretMissing",
-                f"{where} does not exist: create it with key {builders.API_KEY_SECRET_KEY}",
-            )
-        )
-    elif not values.get(builders.API_KEY_SECRET_KEY):
-        problems.append(
-            Problem(
-                "ApiKeySecretInvalid", f"{where} lacks key {builders.API_KEY_SECRET_KEY}: add it"
-            )
-        )
 
 
 def announce(
