@@ -14,6 +14,7 @@ import asyncio
 import base64
 import binascii
 import concurrent.futures
+import copy
 import dataclasses
 import functools
 import logging
@@ -278,6 +279,29 @@ def autoscaled(desired: Mapping[ChildKey, dict[str, Any] | None]) -> set[str]:
     }
 
 
+def desired_body(
+    key: ChildKey,
+    manifest: Mapping[str, Any],
+    live: Mapping[str, Any] | None,
+    autoscaled: Collection[str],
+) -> dict[str, Any]:
+    """What to apply: the full manifest to create; later, without creation-only fields.
+
+    An immutable field is applied again with its live value instead of being left out:
+    our manager owns it since creation, and a field an apply drops is removed, which the
+    API server refuses (422) for a StatefulSet's claim templates.
+    """
+    fixed = creation_only(key, autoscaled)
+    if live is None:
+        return apply_body(manifest, fixed, creating=True)
+    body = apply_body(manifest, fixed)
+    spec = live.get("spec") or {}
+    for field in FIXED_AT_CREATION.get((key.api_version, key.kind), ()):
+        if field in spec:
+            body["spec"][field] = copy.deepcopy(spec[field])
+    return body
+
+
 async def apply_children(
     kube: Kube, store: Bookstore, desired: Mapping[ChildKey, dict[str, Any] | None], *, write: bool
 ) -> ApplyReport:
@@ -295,8 +319,11 @@ async def apply_children(
             if manifest is None:
                 await _remove(kube, store, key, live, report, write=write)
             else:
-                fixed = creation_only(key, scaled)
-                await _converge(kube, key, manifest, fixed, live, report, write=write)
+                body = desired_body(key, manifest, live, scaled)
+                scaled_here = "replicas" in creation_only(key, scaled)
+                await _converge(
+                    kube, key, manifest, body, live, report, write=write, hpa=scaled_here
+                )
         except ApiException as exc:
             raise ChildWriteError(label(key), exc) from exc
     return report
@@ -325,11 +352,12 @@ async def _converge(
     kube: Kube,
     key: ChildKey,
     manifest: dict[str, Any],
-    fixed: tuple[str, ...],
+    body: dict[str, Any],
     live: dict[str, Any] | None,
     report: ApplyReport,
     *,
     write: bool,
+    hpa: bool,
 ) -> None:
     """One wanted child: create it when absent, else apply our fields when they differ.
 
@@ -342,16 +370,15 @@ async def _converge(
             if key.kind == "Secret":
                 report.live[key] = await kube.create(manifest)
             else:
-                report.live[key] = await kube.apply(apply_body(manifest, fixed, creating=True))
+                report.live[key] = await kube.apply(body)
             report.created.append(label(key))
         return
-    body = apply_body(manifest, fixed)
     if key.kind == "Secret" or not needs_apply(live, body):
         return
     report.drifted.append(label(key))
     if not write:
         return
-    if "replicas" in fixed:
+    if hpa:
         await hand_over_replicas(kube, live, manifest)
     applied = await kube.apply(body)
     report.live[key] = applied
@@ -375,17 +402,23 @@ async def hand_over_replicas(
     "transferring ownership"). A merge patch would not do: an Update that changes nothing
     takes no ownership. The handover manager's share goes when the HPA next writes replicas.
     """
+    body = handover_body(live, manifest)
+    if body is not None:
+        await kube.apply(body, field_manager=HANDOVER_MANAGER)
+
+
+def handover_body(live: Mapping[str, Any], manifest: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The handover apply (see hand_over_replicas), or None when our apply owns no replicas."""
     current = (live.get("spec") or {}).get("replicas")
     if current is None or not owns(live, FIELD_MANAGER, "Apply", ("spec", "replicas")):
-        return
+        return None
     meta = live["metadata"]
-    handover = {
+    return {
         "apiVersion": live["apiVersion"],
         "kind": live["kind"],
         "metadata": {"name": meta["name"], "namespace": meta["namespace"]},
         "spec": {"replicas": max(int(current), int(manifest["spec"]["replicas"]))},
     }
-    await kube.apply(handover, field_manager=HANDOVER_MANAGER)
 
 
 def _version(obj: Mapping[str, Any]) -> str | None:
