@@ -78,7 +78,14 @@ async def test_growing_storage_patches_the_claim_and_not_the_stateful_set_templa
         if r.method.value == "PATCH" and "/statefulsets/" in r.url.path
     ]
     assert statefulset_patches
-    assert not any("volumeClaimTemplates" in (p.get("spec") or {}) for p in statefulset_patches)
+    # Server-side apply sends the immutable templates back as they are (dropping a field it
+    # owns would remove it): never with the spec's new size.
+    sent = [
+        t
+        for p in statefulset_patches
+        for t in (p.get("spec") or {}).get("volumeClaimTemplates", [])
+    ]
+    assert all(t["spec"]["resources"]["requests"]["storage"] == "5Gi" for t in sent)
 
     await mark_workloads_ready(emulator, "downtown")
     await wait_ready(emulator, "downtown")
@@ -127,3 +134,29 @@ async def test_refused_resize_degrades_with_a_warning_then_recovers_once_allowed
     await eventually(lambda: requested_storage(emulator) == "10Gi", what="the PVC grown to 10Gi")
     await mark_workloads_ready(emulator, "downtown")
     await wait_ready(emulator, "downtown")
+
+
+async def test_refused_resize_is_undone_by_returning_to_the_size_status_reports(
+    emulator: Emulator, operator: Operator
+) -> None:
+    await ready_bookstore(emulator)
+    # The volume's real size, as the storage driver reports it, wins over the request.
+    path = f"/api/v1/namespaces/{NAMESPACE}/persistentvolumeclaims/{CLAIM}/status"
+    await api(emulator, "PATCH", path, {"status": {"capacity": {"storage": "5Gi"}}}, merge=True)
+    emulator.faults[("PATCH", "persistentvolumeclaims")] = [403] * 1000
+    await change_spec(emulator, {"database": {"storage": "10Gi"}})
+
+    def degraded() -> dict[str, Any] | None:
+        store = bookstore(emulator, "downtown")
+        ready = condition(store, "Ready")
+        return ready if ready.get("reason") == "StorageResizeRefused" else None
+
+    ready = await eventually(degraded, what="Ready reason StorageResizeRefused")
+    assert "set spec.database.storage back to 5Gi" in ready["message"]
+    assert bookstore(emulator, "downtown")["status"]["database"] == {"storage": "5Gi"}
+
+    # The way out the CRD allows (down to status.database.storage): the same size again.
+    await change_spec(emulator, {"database": {"storage": "5Gi"}})
+    store = await wait_ready(emulator, "downtown")
+    assert store["status"]["database"] == {"storage": "5Gi"}
+    assert requested_storage(emulator) == "5Gi"
