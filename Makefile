@@ -11,6 +11,17 @@ export HELM
 
 CHART := charts/bookstore-operator
 
+# The image: IMAGE=registry/repo[:tag]; without a tag (or without IMAGE) hack/image.sh tags it
+# by content (git sha, plus -dirty-<hash> for uncommitted changes), so each build rolls the pods.
+IMAGE        ?=
+KIND_CLUSTER ?= bookstore
+export IMAGE KIND_CLUSTER
+
+# The lowest dependency versions pyproject.toml allows, tested once per CI run (test-lowest).
+LOWEST_VENV  := .venv-lowest
+LOWEST_TESTS := tests/operator/unit tests/operator/runtime/test_lifecycle.py \
+	tests/services/catalog/test_books_api.py tests/services/orders/test_orders_api.py
+
 .PHONY: help
 help: ## List every target
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -50,6 +61,19 @@ test: install helm lint typecheck ## Lint, type-check and run every test but e2e
 	$(BIN)/pytest tests --ignore=tests/e2e
 	$(MAKE) scan
 
+$(LOWEST_VENV)/.installed: pyproject.toml constraints/lowest.txt
+	rm -rf $(LOWEST_VENV)
+	$(PYTHON) -m venv $(LOWEST_VENV)
+	$(LOWEST_VENV)/bin/pip install --quiet --upgrade pip
+	$(LOWEST_VENV)/bin/pip install --quiet -c constraints/lowest.txt \
+		--build-constraint constraints/lowest.txt -e '.[test]'
+	touch $@
+
+.PHONY: test-lowest
+test-lowest: $(LOWEST_VENV)/.installed ## Install the lowest allowed dependencies (constraints/lowest.txt) in .venv-lowest and run a subset
+	$(LOWEST_VENV)/bin/python hack/check_lowest.py
+	$(LOWEST_VENV)/bin/pytest -p no:cacheprovider $(LOWEST_TESTS)
+
 .PHONY: test-fast
 test-fast: install ## Run the unit tests only (no database, no emulator, no helm)
 	$(BIN)/pytest tests/operator/unit
@@ -78,8 +102,16 @@ bench: install ## Benchmark the services on PostgreSQL next to a bare-endpoint c
 	$(BIN)/python hack/bench.py
 
 .PHONY: image
-image: ## Build the container image (needs Docker)
-	docker build -t $${IMAGE:-bookstore:dev} .
+image: ## Build the image (Docker) as IMAGE, default bookstore:<git sha>[-dirty-<hash>]; none is published
+	hack/image.sh build
+
+.PHONY: image-push
+image-push: ## Build and push IMAGE=registry/repo[:tag], for any cluster (--set image.repository/tag)
+	hack/image.sh push
+
+.PHONY: image-kind
+image-kind: ## Build and load the image into the kind cluster KIND_CLUSTER (default bookstore)
+	hack/image.sh kind
 
 .PHONY: demo
 demo: helm ## On a machine with Docker + kind + kubectl: cluster, image, chart, a bookstore and an order
@@ -90,9 +122,9 @@ demo-down: ## Remove everything `make demo` created
 	hack/demo.sh down
 
 .PHONY: e2e
-e2e: install helm ## End-to-end tests against the current kubeconfig (skips, saying why, without a cluster)
-	$(BIN)/pytest tests/e2e -v
+e2e: install helm ## End-to-end tests on the current kubeconfig: builds+loads the image (kind) or takes IMAGE=
+	@$(BIN)/python hack/e2e.py
 
 .PHONY: clean
 clean: ## Remove the virtualenvs, tools and caches
-	rm -rf $(VENV) .venv-scan .tools .pytest_cache .mypy_cache .ruff_cache .hypothesis .dev
+	rm -rf $(VENV) .venv-scan $(LOWEST_VENV) .tools .pytest_cache .mypy_cache .ruff_cache .hypothesis .dev

@@ -3,11 +3,14 @@
 #   hack/demo.sh up     # make demo
 #   hack/demo.sh down   # make demo-down
 # Talks only to the local kind cluster and to 127.0.0.1 (port-forwards).
+# The image is tagged by content (hack/image.sh: git sha, plus -dirty-<hash> for uncommitted
+# changes), so re-running `make demo` after a code change installs a new tag and the pods roll.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 readonly CLUSTER="bookstore"
-readonly IMAGE="${IMAGE:-bookstore:dev}"
+IMAGE="$(KIND_CLUSTER="$CLUSTER" hack/image.sh ref)"
+readonly IMAGE
 readonly RELEASE="bookstore-operator"
 readonly RELEASE_NAMESPACE="bookstore-system"
 readonly STORE="downtown"
@@ -64,8 +67,7 @@ up() {
     kubectl config use-context "kind-$CLUSTER" >/dev/null
 
     say "Building $IMAGE and loading it into the cluster"
-    docker build -t "$IMAGE" .
-    kind load docker-image "$IMAGE" --name "$CLUSTER"
+    IMAGE="$IMAGE" KIND_CLUSTER="$CLUSTER" hack/image.sh kind
 
     say "Installing the operator chart"
     "$HELM" upgrade --install "$RELEASE" charts/bookstore-operator \
@@ -117,6 +119,20 @@ EOT
 down() {
     command -v kind >/dev/null 2>&1 || die "missing prerequisite: kind"
     if kind get clusters 2>/dev/null | grep -qx "$CLUSTER"; then
+        # Bookstores first, while the operator can still remove kopf's finalizer; then the
+        # operator; then the cluster. The same order works on a cluster you keep.
+        if command -v kubectl >/dev/null 2>&1 \
+            && kubectl --context "kind-$CLUSTER" get crd bookstores.bookstore.dev >/dev/null 2>&1; then
+            say "Deleting every Bookstore and waiting until they are gone"
+            kubectl --context "kind-$CLUSTER" delete bookstores --all --all-namespaces --wait \
+                --timeout=5m || echo "demo: some Bookstores were not deleted in 5m" >&2
+            if [[ -x "$HELM" ]]; then
+                say "Uninstalling the operator chart"
+                "$HELM" --kube-context "kind-$CLUSTER" uninstall "$RELEASE" \
+                    --namespace "$RELEASE_NAMESPACE" --wait || true
+            fi
+        fi
+        say "Deleting kind cluster '$CLUSTER'"
         kind delete cluster --name "$CLUSTER"
     else
         echo "demo: no kind cluster '$CLUSTER'; nothing to delete"

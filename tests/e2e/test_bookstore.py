@@ -18,10 +18,12 @@ from kubernetes import client
 from tests.e2e.cluster import condition, eventually, port_forward
 from tests.e2e.conftest import (
     GROUP,
+    NAMESPACE_PREFIX,
     PLURAL,
     VERSION,
     as_dict,
     create_bookstore,
+    delete_namespace,
     get_bookstore,
     patch_bookstore,
     read,
@@ -47,14 +49,14 @@ class Store:
 def store(operator_release: str) -> Iterator[Store]:
     """examples/bookstore.yaml, applied in its own namespace and Ready."""
     core = client.CoreV1Api()
-    namespace = f"bookstore-e2e-{uuid.uuid4().hex[:6]}"
+    namespace = f"{NAMESPACE_PREFIX}{uuid.uuid4().hex[:6]}"
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
     example = yaml.safe_load(EXAMPLE.read_text())
     name = example["metadata"]["name"]
     create_bookstore(namespace, name, example.get("spec") or {})
     ready = wait_ready(namespace, name)
     yield Store(namespace, name, ready["status"]["version"])
-    core.delete_namespace(namespace)
+    delete_namespace(namespace)  # the Bookstore first, while the operator still runs
 
 
 def api_key(store: Store) -> str:
