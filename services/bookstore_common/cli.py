@@ -18,7 +18,7 @@ import uvicorn
 
 from bookstore_common.logs import configure_logging, logging_config
 from bookstore_common.metrics import MULTIPROC_ENV
-from bookstore_common.problems import is_database_unavailable
+from bookstore_common.problems import is_database_unavailable, is_login_refused
 from bookstore_common.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -47,11 +47,16 @@ def _prepare_multiprocess_metrics(name: str) -> Path | None:
     return Path(created)
 
 
+class LoginRefusedError(Exception):
+    """The database refused the service's credentials."""
+
+
 def migrate_when_database_is_up(migrate: Callable[[S], None], settings: S) -> None:
     """Run `migrate`, retrying with backoff while the database is unreachable.
 
     The database may start after the service (e.g. a fresh StatefulSet); waiting up to
-    STARTUP_TIMEOUT seconds beats a crash loop. Other errors are raised at once.
+    STARTUP_TIMEOUT seconds beats a crash loop. A refused login ends the wait at once (the
+    password will not change under a running process), and other errors are raised at once.
     """
     deadline = time.monotonic() + settings.startup_timeout
     delay = 1.0
@@ -60,6 +65,11 @@ def migrate_when_database_is_up(migrate: Callable[[S], None], settings: S) -> No
             migrate(settings)
             return
         except Exception as exc:
+            if is_login_refused(exc):
+                raise LoginRefusedError(
+                    "the database refused the login: check the user in DATABASE_URL and"
+                    f" DATABASE_PASSWORD (in Kubernetes: the <name>-db Secret): {exc}"
+                ) from exc
             if not is_database_unavailable(exc) or time.monotonic() + delay > deadline:
                 raise
             log.warning(
@@ -157,6 +167,9 @@ def run_cli(
     configure_logging(settings.log_level)
     try:
         migrate_when_database_is_up(migrate, settings)
+    except LoginRefusedError as exc:
+        log.error("migration failed: %s", exc, extra={"service": name})  # the reason, no traceback
+        return 1
     except Exception:
         log.exception("migration failed", extra={"service": name})
         return 1

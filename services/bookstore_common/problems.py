@@ -222,6 +222,19 @@ def is_database_unavailable(exc: BaseException) -> bool:
     return isinstance(exc, sqlalchemy_exc.DBAPIError) and exc.connection_invalidated
 
 
+# SQLSTATE class 28: the server refused the credentials (invalid_password, or no pg_hba entry).
+LOGIN_REFUSED_SQLSTATES = frozenset({"28P01", "28000"})
+LOGIN_REFUSED_TEXTS = ("password authentication failed", "no pg_hba.conf entry")
+
+
+def is_login_refused(exc: BaseException) -> bool:
+    """Whether the database refused our credentials: waiting will not help, a fixed Secret will."""
+    cause = getattr(exc, "orig", None) or exc
+    if getattr(cause, "sqlstate", None) in LOGIN_REFUSED_SQLSTATES:
+        return True
+    return any(text in str(cause) for text in LOGIN_REFUSED_TEXTS)
+
+
 async def _database_error_handler(_: Request, exc: Exception) -> Response:
     if not is_database_unavailable(exc):
         raise exc  # a real bug: the middleware turns it into a logged 500
