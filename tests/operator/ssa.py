@@ -177,7 +177,7 @@ def apply(
     previous = owners.get(me, set())
     owners[me] = applied
     kept = set().union(*(fields for key, fields in owners.items() if key != me))
-    result = merge(live, config)
+    result: dict[str, Any] = merge(live, config)
     for path in sorted(previous - applied - kept, key=len):
         inside = path[:-1] if path[-1] == "." else None
         if inside is not None and any(p[: len(inside)] == inside for p in kept | applied):
