@@ -73,7 +73,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     if "operator_settings" not in memo:
         memo.operator_settings = OperatorSettings()
     if "kube" not in memo:
-        memo.kube = kube.Kube.from_environment()
+        memo.kube = kube.Kube.from_environment(memo.operator_settings)
     memo.locks = KeyedLock[tuple[str, str]]()
     memo.queued = set()
     memo.changes = ChangeFilter()
