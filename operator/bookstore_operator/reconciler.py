@@ -184,7 +184,7 @@ async def reconcile_storage(
 def resize_advice(store: Bookstore, claim: Mapping[str, Any], refusal: ChildWriteError) -> str:
     """What the user can do when the API server will not grow the data volume."""
     storage_class = (claim.get("spec") or {}).get("storageClassName") or "(the cluster default)"
-    current = current_storage([claim])
+    current = current_storage([claim]) or "the volume's size"
     return (
         f"Growing {refusal.child} to {store.spec.database.storage} (spec.database.storage)"
         f" was refused: {refusal.detail}. Either set spec.database.storage back to {current}"
