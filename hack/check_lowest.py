@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CONSTRAINTS = ROOT / "constraints" / "lowest.txt"
 PYPROJECT = ROOT / "pyproject.toml"
 BUILD_ONLY = {"setuptools"}  # pinned for the isolated build environment, not installed here
+PROJECT = "bookstore-operator"
 
 
 def pins(text: str) -> dict[str, Version]:
@@ -52,26 +53,37 @@ def lower_bounds(pyproject: dict[str, object]) -> dict[str, Version]:
     return bounds
 
 
-def problems(installed: bool) -> list[str]:
+def problems(constraints: str, pyproject: str, *, installed: bool) -> list[str]:
     """Every disagreement between the bounds, the pins and (if asked) the installed versions."""
-    pinned = pins(CONSTRAINTS.read_text())
-    bounds = lower_bounds(tomllib.loads(PYPROJECT.read_text()))
-    found = [
-        f"{name}: pyproject.toml allows >={low}, {CONSTRAINTS.name} pins {pinned.get(name)}"
-        for name, low in sorted(bounds.items())
-        if pinned.get(name) != low
-    ]
+    pinned = pins(constraints)
+    bounds = lower_bounds(tomllib.loads(pyproject))
+    found = []
+    for name, low in sorted(bounds.items()):
+        if pinned.get(name) != low:
+            pin = pinned.get(name, "nothing")
+            found.append(f"{name}: pyproject.toml allows >={low}, {CONSTRAINTS.name} pins {pin}")
     if installed:
         for name, version in sorted(pinned.items()):
             if name not in BUILD_ONLY and Version(metadata.version(name)) != version:
                 found.append(f"{name}: {version} pinned, {metadata.version(name)} installed")
+        built_by = built_with(metadata.distribution(PROJECT).read_text("WHEEL") or "")
+        if built_by != pinned.get("setuptools"):
+            found.append(f"setuptools: {pinned.get('setuptools')} pinned, {built_by} built it")
     return found
+
+
+def built_with(wheel_file: str) -> Version | None:
+    """The setuptools version named by a wheel's WHEEL file (`Generator: setuptools (X)`)."""
+    match = re.search(r"^Generator: setuptools \(([^)]+)\)$", wheel_file, re.M)
+    return Version(match[1]) if match else None
 
 
 def main(argv: list[str] | None = None) -> int:
     """Exit 1 naming each disagreement; `--no-installed` checks only the two files."""
     args = sys.argv[1:] if argv is None else argv
-    found = problems(installed="--no-installed" not in args)
+    found = problems(
+        CONSTRAINTS.read_text(), PYPROJECT.read_text(), installed="--no-installed" not in args
+    )
     for line in found:
         sys.stderr.write(f"check_lowest: {line}\n")
     return 1 if found else 0
