@@ -8,9 +8,11 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from typing import Any
 
 from bookstore_common.app import create_service_app, freeze_startup_heap
 from fastapi import FastAPI
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bookstore_catalog import batches, service
@@ -43,11 +45,26 @@ def create_app(settings: CatalogSettings) -> FastAPI:
         lifespan=purge_lifespan,
         raw_pool=True,
     )
+    if not settings.uses_sqlite:
+        event.listen(app.state.engine.sync_engine, "connect", plan_each_search)
     app.state.book_reader = batches.BookReader(app.state.database)
     app.state.stock_reserver = batches.StockReserver(app.state.database)
     app.include_router(router)
     app.include_router(router, prefix="/catalog", include_in_schema=False)
     return app
+
+
+def plan_each_search(dbapi_connection: Any, _: Any) -> None:
+    """Plan every statement of the engine's connections for its own parameters.
+
+    The engine serves the searches (the hot single-book reads and reservations run on the
+    raw pool). A search's best plan depends on how many books its words match; a cached
+    generic plan, which PostgreSQL adopts after five runs of a prepared statement, would
+    serve every word with one plan.
+    """
+    cursor = dbapi_connection.cursor()
+    cursor.execute("SET plan_cache_mode = force_custom_plan")
+    cursor.close()
 
 
 async def purge_released_periodically(engine: AsyncEngine, settings: CatalogSettings) -> None:

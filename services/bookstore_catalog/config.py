@@ -21,6 +21,13 @@ class CatalogSettings(ServiceSettings):
         description="load a starter set of books into an empty catalog when migrating",
         json_schema_extra=MIGRATE,
     )
+    search_count_limit: int = Field(
+        default=10_000,
+        ge=1,
+        le=10_000_000,
+        description="GET /books counts matches up to this many; past it, total is this "
+        "number and total_exact is false",
+    )
     released_retention_hours: float = Field(
         default=24.0, gt=0, description="hours a released reservation's key is remembered"
     )

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import (
     CheckConstraint,
+    ColumnElement,
     DateTime,
     ForeignKey,
     Index,
@@ -16,8 +18,11 @@ from sqlalchemy import (
     String,
     Text,
     func,
+    literal_column,
 )
+from sqlalchemy.dialects.postgresql import TSVECTOR
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.sql.elements import ColumnClause
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -59,6 +64,18 @@ class Book(Base):
                 postgresql_ops={column: "gin_trgm_ops"},
             ).ddl_if(dialect="postgresql")
             for column in ("title", "author", "isbn")
+        ),
+        # Migration 0004. Price ranges: narrow ones through ix_books_price (then sorted);
+        # broad ones and in_stock walk ix_books_id_price_quantity in id order, their
+        # conditions checked in the index, so no book that fails them is read. The few
+        # out-of-stock books have an id index of their own.
+        Index("ix_books_price", "price"),
+        Index("ix_books_id_price_quantity", "id", "price", "quantity"),
+        Index(
+            "ix_books_id_out_of_stock",
+            "id",
+            postgresql_where="quantity = 0",
+            sqlite_where="quantity = 0",
         ),
         {"sqlite_autoincrement": True},  # never reuse ids in dev mode (PostgreSQL never does)
     )
@@ -109,3 +126,25 @@ class Reservation(Base):
     unit_price: Mapped[Decimal | None] = mapped_column(Numeric(10, 2))
     released_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+# The full-text search document of a book (PostgreSQL): English stemming, title weighted
+# over author over description. Searches repeat this exact expression so the planner
+# matches it to the GIN index (an expression index: no stored column, no table rewrite).
+ENGLISH: ColumnClause[Any] = literal_column("'english'::regconfig")
+
+
+def _search_document() -> ColumnElement[Any]:
+    """setweight(to_tsvector(title), A) || ... author B || ... description C."""
+    parts = [
+        func.setweight(func.to_tsvector(ENGLISH, column), literal_column(f"'{weight}'"))
+        for column, weight in ((Book.title, "A"), (Book.author, "B"), (Book.description, "C"))
+    ]
+    return (
+        parts[0].op("||", return_type=TSVECTOR)(parts[1]).op("||", return_type=TSVECTOR)(parts[2])
+    )
+
+
+BOOK_DOCUMENT = _search_document()
+
+Index("ix_books_search", BOOK_DOCUMENT, postgresql_using="gin").ddl_if(dialect="postgresql")

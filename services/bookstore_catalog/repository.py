@@ -3,32 +3,20 @@
 A failed statement aborts the transaction; the session dependency then rolls it back.
 Reading one book runs on the raw asyncpg pool when there is one (PostgreSQL), from a
 statement compiled once (batches.py batches it); else on the engine. Stock changes are
-in stock.py.
+in stock.py, the search statement in search.py.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from bookstore_common.rawpool import Database, RawStatement
-from sqlalchemy import (
-    ColumnElement,
-    RowMapping,
-    bindparam,
-    delete,
-    func,
-    insert,
-    or_,
-    select,
-    update,
-)
+from sqlalchemy import RowMapping, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from bookstore_catalog.isbn import clean_isbn
 from bookstore_catalog.models import Book, Reservation
-from bookstore_catalog.schemas import BookFilters
 
 BOOK_COLUMNS = (
     Book.id,
@@ -55,45 +43,10 @@ class BookInUseError(Exception):
     """The book still has reservations, so it cannot be deleted (foreign key)."""
 
 
-def _contains(value: str) -> str:
-    """A LIKE pattern matching `value` anywhere, with LIKE wildcards escaped."""
-    escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
 def _is_unique_violation(exc: IntegrityError) -> bool:
     """Whether the error is the ISBN unique constraint (PostgreSQL or SQLite wording)."""
     text = str(exc.orig).lower()
     return "uq_books_isbn" in text or "unique constraint failed: books.isbn" in text
-
-
-def _filter_clauses(filters: BookFilters) -> list[ColumnElement[bool]]:
-    """Translate search criteria into WHERE clauses."""
-    clauses: list[ColumnElement[bool]] = []
-    if filters.q:
-        pattern = _contains(filters.q)
-        clauses.append(
-            or_(
-                Book.title.ilike(pattern, escape="\\"),
-                Book.author.ilike(pattern, escape="\\"),
-                Book.isbn.ilike(_contains(clean_isbn(filters.q)), escape="\\"),
-            )
-        )
-    if filters.title:
-        clauses.append(Book.title.ilike(_contains(filters.title), escape="\\"))
-    if filters.author:
-        clauses.append(Book.author.ilike(_contains(filters.author), escape="\\"))
-    if filters.isbn:
-        clauses.append(Book.isbn == clean_isbn(filters.isbn))
-    if filters.min_price is not None:
-        clauses.append(Book.price >= filters.min_price)
-    if filters.max_price is not None:
-        clauses.append(Book.price <= filters.max_price)
-    if filters.in_stock is True:
-        clauses.append(Book.quantity > 0)
-    elif filters.in_stock is False:
-        clauses.append(Book.quantity == 0)
-    return clauses
 
 
 async def get_book(session: AsyncSession, book_id: int) -> RowMapping | None:
@@ -111,32 +64,6 @@ async def read_book(database: Database, book_id: int) -> Mapping[Any, Any] | Non
     async with database.engine.connect() as connection:
         result = await connection.execute(_SELECT_BOOK, {"book_id": book_id})
         return result.mappings().first()
-
-
-async def search_books(
-    engine: AsyncEngine, filters: BookFilters, limit: int, offset: int
-) -> tuple[Sequence[RowMapping], int]:
-    """A page of matching books ordered by id, and the number of matches in all.
-
-    The total rides along as a window count (one round trip); only a page past the end
-    needs a separate COUNT.
-    """
-    where = _filter_clauses(filters)
-    async with engine.connect() as connection:
-        result = await connection.execute(
-            select(*BOOK_COLUMNS, func.count().over().label("total"))
-            .where(*where)
-            .order_by(Book.id)
-            .limit(limit)
-            .offset(offset)
-        )
-        rows = result.mappings().all()
-        if rows:
-            return rows, int(rows[0]["total"])
-        if offset == 0:
-            return rows, 0
-        total = await connection.scalar(select(func.count()).select_from(Book).where(*where))
-    return rows, total or 0
 
 
 async def insert_book(session: AsyncSession, values: dict[str, Any]) -> RowMapping:

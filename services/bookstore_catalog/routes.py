@@ -10,8 +10,11 @@ from bookstore_common.problems import PROBLEM_CONTENT_TYPE
 from bookstore_common.rawpool import database_of
 from bookstore_common.security import ApiKeyDep
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
+from fastapi.exceptions import RequestValidationError
 
 from bookstore_catalog import service
+from bookstore_catalog.config import CatalogSettings
+from bookstore_catalog.cursors import CURSOR_MAX_LENGTH, InvalidCursorError, Sort, decode_cursor
 from bookstore_catalog.models import REFERENCE_MAX
 from bookstore_catalog.schemas import (
     PRICE_MAX,
@@ -24,6 +27,7 @@ from bookstore_catalog.schemas import (
     ReservationRead,
     StorableText,
 )
+from bookstore_catalog.search import SearchRequest
 
 INT32_MAX = 2_147_483_647
 
@@ -58,9 +62,15 @@ def _problems(*codes: int) -> dict[int | str, dict[str, Any]]:
 
 
 async def book_filters(
-    q: Annotated[SearchText, Query(description="matches title, author or ISBN")] = None,
-    title: SearchText = None,
-    author: SearchText = None,
+    q: Annotated[
+        SearchText,
+        Query(
+            description="full-text search of title, author and description (English stemming; "
+            'web search syntax: "a phrase", -word, or), or part of an ISBN'
+        ),
+    ] = None,
+    title: Annotated[SearchText, Query(description="part of the title (any case)")] = None,
+    author: Annotated[SearchText, Query(description="part of the author (any case)")] = None,
     isbn: Annotated[StorableText | None, Query(max_length=20)] = None,
     min_price: PriceBound = None,
     max_price: PriceBound = None,
@@ -82,15 +92,59 @@ router = APIRouter(tags=["catalog"])
 writes = APIRouter(tags=["catalog"], dependencies=[ApiKeyDep])
 
 
+def _invalid_query(field: str, message: str) -> RequestValidationError:
+    """A 422 naming one query parameter, as FastAPI's own validation gives."""
+    return RequestValidationError(
+        [{"loc": ("query", field), "msg": message, "type": "value_error"}]
+    )
+
+
 @router.get("/books", responses=_problems())
 async def list_books(
+    request: Request,
     engine: AutocommitEngineDep,
     filters: Annotated[BookFilters, Depends(book_filters)],
+    sort: Annotated[
+        Sort,
+        Query(description="`id` (stable, the default) or `relevance` (needs `q`; then by id)"),
+    ] = "id",
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    offset: Annotated[int, Query(ge=0, le=INT32_MAX)] = 0,
+    offset: Annotated[
+        int | None, Query(ge=0, le=INT32_MAX, description="books to skip (not with `cursor`)")
+    ] = None,
+    cursor: Annotated[
+        str | None,
+        Query(
+            max_length=CURSOR_MAX_LENGTH,
+            description="the `next_cursor` of the previous page, with the same filters and sort",
+        ),
+    ] = None,
 ) -> BookPage:
-    """Search books; results are sorted by id and paginated with `limit`/`offset`."""
-    return await service.search_books(engine, filters, limit, offset)
+    """Search books; pages by `cursor` (any depth, constant cost) or `limit`/`offset`.
+
+    `total` is exact up to SEARCH_COUNT_LIMIT matches; past it, it is that limit and
+    `total_exact` is false.
+    """
+    if sort == "relevance" and not filters.q:
+        raise _invalid_query("sort", "sort=relevance ranks matches of q: give q, or sort=id")
+    after = None
+    if cursor is not None:
+        if offset is not None:
+            raise _invalid_query("cursor", "give cursor or offset, not both")
+        try:
+            after = decode_cursor(cursor, filters, sort)
+        except InvalidCursorError as error:
+            raise _invalid_query("cursor", f"cursor {error}") from None
+    settings: CatalogSettings = request.app.state.settings
+    search_request = SearchRequest(
+        filters=filters,
+        sort=sort,
+        limit=limit,
+        offset=offset or 0,
+        after=after,
+        count_limit=settings.search_count_limit,
+    )
+    return await service.search_books(engine, search_request)
 
 
 @router.get("/books/{book_id}", responses=_problems(404))

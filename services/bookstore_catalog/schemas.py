@@ -103,12 +103,21 @@ class BookRead(BaseModel):
 
 
 class BookPage(BaseModel):
-    """One page of a book search, with the total number of matches."""
+    """One page of a book search, with the number of matches (exact up to a bound)."""
 
     items: list[BookRead]
-    total: int
+    total: int = Field(
+        description="matches in all, counted up to SEARCH_COUNT_LIMIT; past it, the limit"
+    )
+    total_exact: bool = Field(
+        description="false when `total` is the count limit: there are at least that many"
+    )
     limit: int
-    offset: int
+    offset: int | None = Field(description="null when the page was asked for by `cursor`")
+    next_cursor: str | None = Field(
+        description="pass as `cursor` (with the same filters and sort) for the next page; "
+        "null on the last page"
+    )
 
 
 class ReservationCreate(_Input):

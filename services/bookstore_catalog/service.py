@@ -10,7 +10,7 @@ from bookstore_common.problems import ConflictError, NotFoundError, Unprocessabl
 from bookstore_common.rawpool import Database
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from bookstore_catalog import batches, repository, stock
+from bookstore_catalog import batches, cursors, repository, search, stock
 from bookstore_catalog.metrics import (
     RESERVATIONS_MADE,
     RESERVATIONS_REJECTED,
@@ -18,7 +18,6 @@ from bookstore_catalog.metrics import (
 )
 from bookstore_catalog.schemas import (
     BookCreate,
-    BookFilters,
     BookPage,
     BookRead,
     BookUpdate,
@@ -47,12 +46,24 @@ async def get_book(read_book: batches.BookReader, book_id: int) -> BookRead:
     return _book(row)
 
 
-async def search_books(
-    engine: AsyncEngine, filters: BookFilters, limit: int, offset: int
-) -> BookPage:
-    """A page of books matching `filters`, sorted by id."""
-    rows, total = await repository.search_books(engine, filters, limit, offset)
-    return BookPage(items=[_book(r) for r in rows], total=total, limit=limit, offset=offset)
+async def search_books(engine: AsyncEngine, request: search.SearchRequest) -> BookPage:
+    """A page of matching books, the bounded total, and the cursor of the next page."""
+    result = await search.search_books(engine, request)
+    rows = result.rows[: request.limit]
+    next_cursor = None
+    if len(result.rows) > request.limit:
+        last = rows[-1]
+        rank = float(last["rank"]) if request.sort == "relevance" else None
+        position = cursors.Position(int(last["id"]), rank)
+        next_cursor = cursors.encode_cursor(position, request.filters, request.sort)
+    return BookPage(
+        items=[_book(r) for r in rows],
+        total=min(result.matches, request.count_limit),
+        total_exact=result.matches <= request.count_limit,
+        limit=request.limit,
+        offset=None if request.after is not None else request.offset,
+        next_cursor=next_cursor,
+    )
 
 
 async def create_book(session: AsyncSession, book: BookCreate) -> BookRead:

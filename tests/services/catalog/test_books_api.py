@@ -202,7 +202,7 @@ async def seed_search_books(client: httpx.AsyncClient) -> list[dict[str, Any]]:
         ({"in_stock": "true"}, ["Dune", "Neuromancer"]),
         ({"in_stock": "false"}, ["Dune Messiah"]),
         ({"q": "100%_"}, []),
-        ({"unknown": "ignored", "q": "neuro"}, ["Neuromancer"]),
+        ({"unknown": "ignored", "q": "neuromancer"}, ["Neuromancer"]),
     ],
 )
 async def test_search_filters_books(

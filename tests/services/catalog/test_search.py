@@ -1,0 +1,207 @@
+"""GET /books search on PostgreSQL: full text, substrings, relevance, cursors, the count bound."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from bookstore_catalog.app import create_app
+from bookstore_catalog.config import CatalogSettings
+
+from tests.services.catalog.books import create_book, isbn13
+from tests.services.catalog.test_books_api import assert_problem, error_fields
+
+
+async def titles(client: httpx.AsyncClient, **params: Any) -> list[str]:
+    """The titles of the first page of a search."""
+    response = await client.get("/books", params=params)
+    assert response.status_code == 200, response.text
+    return [item["title"] for item in response.json()["items"]]
+
+
+async def seed_library(client: httpx.AsyncClient) -> None:
+    """Books whose words differ in form (stemming) and in field (title, author, text)."""
+    await create_book(client, 1, title="The Hobbit", author="J. R. R. Tolkien", price="9.99")
+    await create_book(
+        client, 2, title="Running with Scissors", author="Augusten Burroughs", quantity=0
+    )
+    await create_book(
+        client,
+        3,
+        title="The Silmarillion",
+        author="Christopher Tolkien",
+        description="Myths of Middle-earth, edited by the son of the author.",
+        price="30.00",
+    )
+    await create_book(client, 4, title="Dragons at Dusk", author="Ann Sparrow", price="12.00")
+
+
+@pytest.mark.parametrize(
+    ("q", "expected"),
+    [
+        ("tolkiens", ["The Hobbit", "The Silmarillion"]),  # plural finds the name
+        ("run", ["Running with Scissors"]),  # stem of running
+        ("dragon", ["Dragons at Dusk"]),
+        ("myth", ["The Silmarillion"]),  # description
+        ("tolkien -hobbit", ["The Silmarillion"]),  # websearch: exclusion
+        ("hobbit or dragons", ["The Hobbit", "Dragons at Dusk"]),
+        ('"middle earth"', ["The Silmarillion"]),  # phrase
+        ('"earth middle"', []),
+        ("the", []),  # a stop word alone matches nothing
+        (isbn13(2)[-7:], ["Running with Scissors"]),  # part of an ISBN
+    ],
+)
+async def test_q_is_language_aware_full_text_search(
+    catalog_client: httpx.AsyncClient, q: str, expected: list[str]
+) -> None:
+    await seed_library(catalog_client)
+    assert await titles(catalog_client, q=q) == expected
+
+
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        ({"title": "obbi"}, ["The Hobbit"]),
+        ({"author": "olkie"}, ["The Hobbit", "The Silmarillion"]),
+        ({"author": "TOLKIEN", "title": "silm"}, ["The Silmarillion"]),
+        ({"q": "tolkien", "max_price": "10"}, ["The Hobbit"]),
+        ({"q": "tolkien", "min_price": "10", "in_stock": "true"}, ["The Silmarillion"]),
+        ({"q": "running", "in_stock": "false"}, ["Running with Scissors"]),
+        ({"q": "running", "in_stock": "true"}, []),
+        ({"min_price": "11", "max_price": "20", "in_stock": "true"}, ["Dragons at Dusk"]),
+    ],
+)
+async def test_substring_and_combined_filters_all_apply(
+    catalog_client: httpx.AsyncClient, params: dict[str, str], expected: list[str]
+) -> None:
+    await seed_library(catalog_client)
+    assert await titles(catalog_client, **params) == expected
+
+
+async def test_relevance_ranks_title_over_author_over_description_then_by_id(
+    catalog_client: httpx.AsyncClient,
+) -> None:
+    await create_book(catalog_client, 1, title="Tales", description="About a wizard.")
+    await create_book(catalog_client, 2, title="Maps", author="Wizard Press")
+    await create_book(catalog_client, 3, title="The Wizard")
+    await create_book(catalog_client, 4, title="A Wizard Again")
+    by_relevance = await titles(catalog_client, q="wizards", sort="relevance")
+    by_id = await titles(catalog_client, q="wizards")
+    assert by_relevance == ["The Wizard", "A Wizard Again", "Maps", "Tales"]
+    assert by_id == ["Tales", "Maps", "The Wizard", "A Wizard Again"]
+
+
+async def test_relevance_without_q_is_422_naming_sort(catalog_client: httpx.AsyncClient) -> None:
+    response = await catalog_client.get("/books", params={"sort": "relevance"})
+    assert error_fields(assert_problem(response, 422)) == {"sort"}
+
+
+async def pages(client: httpx.AsyncClient, **params: Any) -> list[list[int]]:
+    """Follow next_cursor from the first page to the last; the ids of every page."""
+    found: list[list[int]] = []
+    cursor = None
+    while True:
+        query = params | ({"cursor": cursor} if cursor else {})
+        page = (await client.get("/books", params=query)).json()
+        found.append([item["id"] for item in page["items"]])
+        cursor = page["next_cursor"]
+        if cursor is None:
+            return found
+
+
+async def test_cursor_pages_cover_every_match_once_in_order_and_end_with_null(
+    catalog_client: httpx.AsyncClient,
+) -> None:
+    kinds = ("Sea", "Sea Storm", "Storm")  # three ranks, each shared by several books
+    ids = [
+        (await create_book(catalog_client, seed, title=kinds[seed % 3]))["id"]
+        for seed in range(1, 11)
+    ]
+    by_id = await pages(catalog_client, q="sea or storm", limit=3)
+    assert by_id == [ids[0:3], ids[3:6], ids[6:9], ids[9:10]]
+    ranked = await pages(catalog_client, q="sea or storm", sort="relevance", limit=2)
+    flat = [book_id for page in ranked for book_id in page]
+    full = await catalog_client.get("/books", params={"q": "sea or storm", "sort": "relevance"})
+    assert flat == [item["id"] for item in full.json()["items"]]
+    assert sorted(flat) == ids
+    assert flat[:3] == [ids[0], ids[3], ids[6]]  # "Sea Storm" first (seeds 1, 4, 7), by id
+
+
+async def test_offset_pages_and_cursor_pages_agree(catalog_client: httpx.AsyncClient) -> None:
+    for seed in range(1, 8):
+        await create_book(catalog_client, seed, price=f"{seed}.00")
+    by_cursor = await pages(catalog_client, min_price="2", limit=2)
+    by_offset = [
+        [item["id"] for item in page["items"]]
+        for page in [
+            (
+                await catalog_client.get(
+                    "/books", params={"min_price": "2", "limit": 2, "offset": offset}
+                )
+            ).json()
+            for offset in (0, 2, 4)
+        ]
+    ]
+    assert by_cursor == by_offset
+
+
+async def test_page_by_cursor_reports_null_offset_and_the_same_total(
+    catalog_client: httpx.AsyncClient,
+) -> None:
+    for seed in range(1, 4):
+        await create_book(catalog_client, seed)
+    first = (await catalog_client.get("/books", params={"limit": 2})).json()
+    second = (
+        await catalog_client.get("/books", params={"limit": 2, "cursor": first["next_cursor"]})
+    ).json()
+    assert (first["offset"], first["total"], first["total_exact"]) == (0, 3, True)
+    assert (second["offset"], second["total"], second["next_cursor"]) == (None, 3, None)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"q": "other"}, {"in_stock": "true"}, {"sort": "relevance"}, {"offset": "0"}],
+)
+async def test_cursor_is_refused_with_other_filters_or_with_offset(
+    catalog_client: httpx.AsyncClient, change: dict[str, str]
+) -> None:
+    for seed in range(1, 4):
+        await create_book(catalog_client, seed, title="Same words")
+    first = (await catalog_client.get("/books", params={"q": "same", "limit": 1})).json()
+    params = {"q": "same", "limit": "1", "cursor": first["next_cursor"]} | change
+    response = await catalog_client.get("/books", params=params)
+    assert error_fields(assert_problem(response, 422)) == {"cursor"}
+
+
+@pytest.mark.parametrize("cursor", ["not-base64!", "bm90IGpzb24", "W10", "x" * 201])
+async def test_malformed_cursor_is_422_naming_cursor(
+    catalog_client: httpx.AsyncClient, cursor: str
+) -> None:
+    response = await catalog_client.get("/books", params={"cursor": cursor})
+    assert error_fields(assert_problem(response, 422)) == {"cursor"}
+
+
+@pytest.fixture
+async def small_bound_client(catalog_settings: CatalogSettings) -> AsyncIterator[httpx.AsyncClient]:
+    """The catalog counting matches up to 5 only (SEARCH_COUNT_LIMIT=5)."""
+    app = create_app(catalog_settings.model_copy(update={"search_count_limit": 5}))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://catalog") as client:
+            yield client
+
+
+async def test_total_is_exact_up_to_the_bound_then_the_bound_and_not_exact(
+    small_bound_client: httpx.AsyncClient,
+) -> None:
+    for seed in range(1, 9):
+        await create_book(small_bound_client, seed, title="Common", price=f"{seed}.00")
+    everything = (await small_bound_client.get("/books", params={"q": "common"})).json()
+    five = (await small_bound_client.get("/books", params={"max_price": "5"})).json()
+    deep = (await small_bound_client.get("/books", params={"offset": 6, "limit": 1})).json()
+    assert (everything["total"], everything["total_exact"]) == (5, False)
+    assert len(everything["items"]) == 8  # the bound limits the count, never the results
+    assert (five["total"], five["total_exact"]) == (5, True)
+    assert (deep["total"], deep["total_exact"], len(deep["items"])) == (5, False, 1)
