@@ -62,9 +62,11 @@ def plan_each_search(dbapi_connection: Any, _: Any) -> None:
     generic plan, which PostgreSQL adopts after five runs of a prepared statement, would
     serve every word with one plan.
     """
-    cursor = dbapi_connection.cursor()
-    cursor.execute("SET plan_cache_mode = force_custom_plan")
-    cursor.close()
+    # On the asyncpg connection itself: a DBAPI cursor would SET inside a transaction that
+    # the pool's reset rolls back.
+    dbapi_connection.run_async(
+        lambda connection: connection.execute("SET plan_cache_mode = force_custom_plan")
+    )
 
 
 async def purge_released_periodically(engine: AsyncEngine, settings: CatalogSettings) -> None:

@@ -19,6 +19,7 @@ from sqlalchemy import (
     ColumnElement,
     RowMapping,
     Select,
+    Subquery,
     and_,
     func,
     literal,
@@ -102,25 +103,74 @@ def filter_clauses(filters: BookFilters, dialect: str, fts5: bool) -> list[Colum
     return clauses
 
 
-def _id_order(filters: BookFilters) -> ColumnElement[Any]:
-    """ORDER BY id; with a text filter, in a form no index walk can serve.
-
-    A text filter (q, title, author) may match a handful of books or most of them, and
-    the planner cannot tell well (trigram estimates are rough): walking the primary key in
-    id order and testing each book could read the whole table to find 20 matches. `id + 0`
-    leaves one plan: the GIN index finds every match, and the top of them by id is kept.
-    That costs in proportion to the matches, never to the catalog.
-    """
-    if filters.q or filters.title or filters.author:
-        return Book.id + 0
-    return Book.id.expression
-
-
 def _rank(query: str, dialect: str, fts5: bool) -> ColumnElement[float]:
     """The relevance of a book for q (higher is better)."""
     if dialect == "postgresql":
         return fulltext.postgres_rank(query)
     return fulltext.sqlite_rank(query, fts5)
+
+
+def _after(
+    request: SearchRequest, book_id: ColumnElement[int], rank: ColumnElement[float] | None
+) -> list[ColumnElement[bool]]:
+    """The keyset condition: books after the cursor's position in the sort order."""
+    after = request.after
+    if after is None:
+        return []
+    if rank is not None and after.rank is not None:
+        return [or_(rank < after.rank, and_(rank == after.rank, book_id > after.id))]
+    return [book_id > after.id]
+
+
+def _counted(matches: Select[Any], count_limit: int) -> Subquery:
+    """One row, `matches`: how many rows `matches` has, counting no further than the limit."""
+    bounded = matches.limit(count_limit + 1).subquery("bounded")
+    return select(func.count().label("matches")).select_from(bounded).subquery("counted")
+
+
+def _text_search(
+    request: SearchRequest, where: list[ColumnElement[bool]], dialect: str, fts5: bool
+) -> tuple[Subquery, Subquery]:
+    """q, title or author: the GIN indexes find every match once, the page is their top.
+
+    A text filter may match a handful of books or most of them, and the planner cannot
+    tell well (trigram estimates are rough): walking the primary key in id order and
+    testing each book could read the whole catalog to fill a page. So the matches are
+    collected from the index (MATERIALIZED: once, for the page and the count), and only
+    the page's books are then read by id. The cost follows the matches, never the catalog.
+    """
+    ranked = request.sort == "relevance"
+    rank = _rank(request.filters.q or "", dialect, fts5).label("rank") if ranked else None
+    found = select(Book.id, *([rank] if rank is not None else [])).where(*where)
+    matches = found.cte("matches").prefix_with("MATERIALIZED")
+    match_rank = matches.c.rank if ranked else None
+    order = [matches.c.rank.desc(), matches.c.id] if ranked else [matches.c.id]
+    top = (
+        select(*matches.c)
+        .where(*_after(request, matches.c.id, match_rank))
+        .order_by(*order)
+        .limit(request.limit + 1)
+        .offset(request.offset)
+        .subquery("top")
+    )
+    extra = [top.c.rank] if ranked else []
+    page = select(*BOOK_COLUMNS, *extra).join_from(top, Book, Book.id == top.c.id)
+    return page.subquery("page"), _counted(select(matches.c.id), request.count_limit)
+
+
+def _indexed_search(
+    request: SearchRequest, where: list[ColumnElement[bool]]
+) -> tuple[Subquery, Subquery]:
+    """No text filter: btree indexes walk in id order (price and stock checked in the index)."""
+    page = (
+        select(*BOOK_COLUMNS)
+        .where(*where, *_after(request, Book.id.expression, None))
+        .order_by(Book.id)
+        .limit(request.limit + 1)
+        .offset(request.offset)
+    )
+    matches = select(literal(1).label("one")).select_from(Book).where(*where)
+    return page.subquery("page"), _counted(matches, request.count_limit)
 
 
 def search_statement(request: SearchRequest, dialect: str, fts5: bool = False) -> Select[Any]:
@@ -129,47 +179,18 @@ def search_statement(request: SearchRequest, dialect: str, fts5: bool = False) -
     One statement: the count is a one-row subquery left-joined to the page, so an empty
     page still carries it (column `matches`; page columns NULL).
     """
-    where = filter_clauses(request.filters, dialect, fts5)
-    columns: list[Any] = list(BOOK_COLUMNS)
-    keyset: list[ColumnElement[bool]] = []
-    if request.sort == "relevance":
-        assert request.filters.q, "sort=relevance needs q"
-        rank = _rank(request.filters.q, dialect, fts5)
-        columns.append(rank.label("rank"))
-        order = [rank.desc(), Book.id]
-        if request.after is not None and request.after.rank is not None:
-            keyset.append(
-                or_(
-                    rank < request.after.rank,
-                    and_(rank == request.after.rank, Book.id > request.after.id),
-                )
-            )
+    filters = request.filters
+    assert request.sort != "relevance" or filters.q, "sort=relevance needs q"
+    where = filter_clauses(filters, dialect, fts5)
+    if filters.q or filters.title or filters.author:
+        page, counted = _text_search(request, where, dialect, fts5)
     else:
-        order = [_id_order(request.filters)]
-        if request.after is not None:
-            keyset.append(Book.id > request.after.id)
-    page = (
-        select(*columns)
-        .where(*where, *keyset)
-        .order_by(*order)
-        .limit(request.limit + 1)
-        .offset(request.offset)
-        .subquery("page")
-    )
-    # Counting stops after count_limit + 1 matches, however many there are.
-    matching = (
-        select(literal(1).label("one"))
-        .select_from(Book)
-        .where(*where)
-        .limit(request.count_limit + 1)
-        .subquery("matching")
-    )
-    counted = select(func.count().label("matches")).select_from(matching).subquery("counted")
-    outer_order = [page.c.rank.desc(), page.c.id] if request.sort == "relevance" else [page.c.id]
+        page, counted = _indexed_search(request, where)
+    order = [page.c.rank.desc(), page.c.id] if request.sort == "relevance" else [page.c.id]
     return (
         select(counted.c.matches, *page.c)
         .select_from(counted.outerjoin(page, true()))
-        .order_by(*outer_order)
+        .order_by(*order)
     )
 
 

@@ -21,7 +21,7 @@ from sqlalchemy import create_engine
 
 from tests.services.conftest import catalog_command
 
-HEAD = "0003"
+HEAD = "0004"
 
 
 def tables_and_version(url: str) -> tuple[set[str], str]:

@@ -9,6 +9,8 @@ import httpx
 import pytest
 from bookstore_catalog.app import create_app
 from bookstore_catalog.config import CatalogSettings
+from fastapi import FastAPI
+from sqlalchemy import text
 
 from tests.services.catalog.books import create_book, isbn13
 from tests.services.catalog.test_books_api import assert_problem, error_fields
@@ -91,6 +93,14 @@ async def test_relevance_ranks_title_over_author_over_description_then_by_id(
     by_id = await titles(catalog_client, q="wizards")
     assert by_relevance == ["The Wizard", "A Wizard Again", "Maps", "Tales"]
     assert by_id == ["Tales", "Maps", "The Wizard", "A Wizard Again"]
+
+
+async def test_searches_are_planned_for_their_own_words_never_by_a_cached_generic_plan(
+    catalog_app: FastAPI,
+) -> None:
+    async with catalog_app.state.autocommit_engine.connect() as connection:
+        mode = await connection.scalar(text("SHOW plan_cache_mode"))
+    assert mode == "force_custom_plan"
 
 
 async def test_relevance_without_q_is_422_naming_sort(catalog_client: httpx.AsyncClient) -> None:

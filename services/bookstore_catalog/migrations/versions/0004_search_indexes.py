@@ -55,6 +55,14 @@ _SQLITE_FTS = (
 )
 
 
+_BTREE_INDEXES = (
+    "ix_books_price_quantity",
+    "ix_books_id_price_quantity",
+    "ix_books_id_in_stock",
+    "ix_books_id_out_of_stock",
+)
+
+
 def _sqlite_has_fts5() -> bool:
     """Whether this Python's SQLite library was built with FTS5."""
     with sqlite3.connect(":memory:") as probe:
@@ -67,15 +75,16 @@ def _sqlite_has_fts5() -> bool:
 
 def upgrade() -> None:
     """Index price and stock (for id-ordered pages too) and the text for full-text search."""
-    op.create_index("ix_books_price", "books", ["price"])
+    op.create_index("ix_books_price_quantity", "books", ["price", "quantity"])
     op.create_index("ix_books_id_price_quantity", "books", ["id", "price", "quantity"])
-    op.create_index(
-        "ix_books_id_out_of_stock",
-        "books",
-        ["id"],
-        postgresql_where=sa.text("quantity = 0"),
-        sqlite_where=sa.text("quantity = 0"),
-    )
+    for name, condition in (("in_stock", "quantity > 0"), ("out_of_stock", "quantity = 0")):
+        op.create_index(
+            f"ix_books_id_{name}",
+            "books",
+            ["id"],
+            postgresql_where=sa.text(condition),
+            sqlite_where=sa.text(condition),
+        )
     if op.get_bind().dialect.name == "postgresql":
         op.execute(f"CREATE INDEX ix_books_search ON books USING gin (({_DOCUMENT}))")
         op.execute("ANALYZE books")  # statistics of the new expression, for the planner
@@ -94,5 +103,5 @@ def downgrade() -> None:
         for name in ("books_fts_update", "books_fts_delete", "books_fts_insert"):
             op.execute(f"DROP TRIGGER IF EXISTS {name}")
         op.execute("DROP TABLE IF EXISTS books_fts")
-    for name in ("ix_books_id_out_of_stock", "ix_books_id_price_quantity", "ix_books_price"):
+    for name in _BTREE_INDEXES:
         op.drop_index(name, table_name="books")
