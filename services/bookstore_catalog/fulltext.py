@@ -18,13 +18,14 @@ from sqlalchemy import (
     Select,
     and_,
     bindparam,
+    column,
     false,
     func,
     literal_column,
     not_,
     or_,
     select,
-    text,
+    table,
 )
 from sqlalchemy.types import Boolean, Float, String
 
@@ -33,6 +34,7 @@ from bookstore_catalog.models import BOOK_DOCUMENT, ENGLISH, Book
 _TOKEN = re.compile(r'"([^"]*)"?|(\S+)')
 _WORD = re.compile(r"\w+")
 _FTS5_WEIGHTS = "10.0, 4.0, 2.0"  # bm25 column weights: title, author, description
+_FTS_TABLE = table("books_fts", column("rowid"))  # SQLite: the FTS5 table of migration 0004
 
 
 @dataclass(frozen=True)
@@ -97,18 +99,17 @@ def _fts5_phrase(words: tuple[str, ...]) -> str:
 
 def _fts5_ids(expression: str) -> ColumnElement[bool]:
     """books.id is among the FTS5 matches of `expression`."""
-    matching: Select[Any] = (
-        select(literal_column("rowid"))
-        .select_from(text("books_fts"))
-        .where(literal_column("books_fts").op("MATCH")(expression))
+    matching: Select[Any] = select(_FTS_TABLE.c.rowid).where(
+        literal_column("books_fts").op("MATCH")(expression)
     )
     return Book.id.in_(matching)
 
 
-def _like_any_column(word: str) -> ColumnElement[bool]:
-    """The word (a trailing plural s dropped) inside title, author or description."""
-    stem = word[:-1] if len(word) > 3 and word.endswith("s") else word
-    pattern = f"%{stem}%"  # \\w+ words hold no LIKE wildcard but `_`
+def _like_any_column(words: tuple[str, ...]) -> ColumnElement[bool]:
+    """The words, in a row, inside title, author or description (a final plural s dropped)."""
+    last = words[-1]
+    stem = last[:-1] if len(last) > 3 and last.endswith("s") else last
+    pattern = "%" + " ".join((*words[:-1], stem)) + "%"  # \\w+ words: only `_` is special
     pattern = pattern.replace("_", "\\_")
     return or_(
         *(
@@ -119,11 +120,8 @@ def _like_any_column(word: str) -> ColumnElement[bool]:
 
 
 def _sqlite_atom(atom: Atom, fts5: bool) -> ColumnElement[bool]:
-    """One atom on SQLite: an FTS5 phrase match, or every word by LIKE."""
-    if fts5:
-        clause = _fts5_ids(_fts5_phrase(atom.words))
-    else:
-        clause = and_(*(_like_any_column(word) for word in atom.words))
+    """One atom on SQLite: an FTS5 phrase match, or the words as one substring by LIKE."""
+    clause = _fts5_ids(_fts5_phrase(atom.words)) if fts5 else _like_any_column(atom.words)
     return not_(clause) if atom.negated else clause
 
 
@@ -143,10 +141,10 @@ def sqlite_rank(query: str, fts5: bool) -> ColumnElement[float]:
     expression = " OR ".join(_fts5_phrase(w) for w in words)
     score = (
         select(-func.bm25(literal_column("books_fts"), literal_column(_FTS5_WEIGHTS)))
-        .select_from(text("books_fts"))
+        .select_from(_FTS_TABLE)
         .where(
             literal_column("books_fts").op("MATCH")(expression),
-            literal_column("books_fts.rowid") == Book.id,
+            _FTS_TABLE.c.rowid == Book.id,
         )
         .scalar_subquery()
     )

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
+import pytest
+from bookstore_catalog import search
 from bookstore_catalog.__main__ import migrate
 from bookstore_catalog.app import create_app
 from bookstore_catalog.config import CatalogSettings
 from bookstore_catalog.sample_data import SAMPLE_BOOKS
+
+from tests.services.catalog.books import book_payload
 
 
 async def test_catalog_serves_sample_books_and_reservations_from_sqlite(tmp_path: Path) -> None:
@@ -72,3 +77,73 @@ async def test_keyed_reservations_replay_release_and_tombstone_on_sqlite(tmp_pat
     assert (released.status_code, late.status_code) == (204, 409)
     assert (early.status_code, after_early.status_code) == (204, 409)
     assert stock == book["quantity"]
+
+
+@pytest.fixture
+async def dev_client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+    """The catalog on a fresh SQLite file with four searchable books."""
+    settings = CatalogSettings(sqlite_path=tmp_path / "catalog.db", api_key="dev")
+    migrate(settings)
+    app = create_app(settings.model_copy(update={"search_count_limit": 3}))
+    auth = {"X-API-Key": "dev"}
+    transport = httpx.ASGITransport(app=app)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://dev") as client:
+            for seed, (title, author, description) in enumerate(
+                [
+                    ("The Hobbit", "J. R. R. Tolkien", ""),
+                    ("Wizard Tales", "Ann Sparrow", "Running from dragons."),
+                    ("The Silmarillion", "Christopher Tolkien", "About a wizard."),
+                    ("The Wizard", "Bo Lee", ""),
+                ],
+                start=1,
+            ):
+                body = book_payload(seed, title=title, author=author, description=description)
+                assert (await client.post("/books", json=body, headers=auth)).status_code == 201
+            yield client
+    finally:
+        await app.state.engine.dispose()
+
+
+async def search_titles(client: httpx.AsyncClient, **params: str) -> list[str]:
+    """The titles of the first page of a search."""
+    response = await client.get("/books", params=params)
+    assert response.status_code == 200, response.text
+    return [item["title"] for item in response.json()["items"]]
+
+
+@pytest.mark.parametrize("fts5", [True, False], ids=["fts5", "like-fallback"])
+async def test_q_on_sqlite_stems_and_follows_web_search_syntax(
+    dev_client: httpx.AsyncClient, fts5: bool, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    if not fts5:
+        monkeypatch.setitem(
+            search._fts5_tables, f"sqlite+aiosqlite:///{tmp_path}/catalog.db", False
+        )
+    assert await search_titles(dev_client, q="tolkiens") == ["The Hobbit", "The Silmarillion"]
+    assert await search_titles(dev_client, q="dragons") == ["Wizard Tales"]
+    assert await search_titles(dev_client, q="wizard -tales") == ["The Silmarillion", "The Wizard"]
+    assert await search_titles(dev_client, q="hobbit or dragons") == ["The Hobbit", "Wizard Tales"]
+    assert await search_titles(dev_client, q='"the wizard"') == ["The Wizard"]
+
+
+async def test_relevance_cursor_and_count_bound_work_on_sqlite(
+    dev_client: httpx.AsyncClient,
+) -> None:
+    ranked = await search_titles(dev_client, q="wizard", sort="relevance")
+    assert ranked[-1] == "The Silmarillion"  # only its description says wizard
+    first = (await dev_client.get("/books", params={"q": "wizard", "limit": 2})).json()
+    second = (
+        await dev_client.get(
+            "/books", params={"q": "wizard", "limit": 2, "cursor": first["next_cursor"]}
+        )
+    ).json()
+    everything = (await dev_client.get("/books")).json()
+    assert [b["title"] for b in first["items"] + second["items"]] == [
+        "Wizard Tales",
+        "The Silmarillion",
+        "The Wizard",
+    ]
+    assert second["next_cursor"] is None
+    assert (everything["total"], everything["total_exact"]) == (3, False)
+    assert (first["total"], first["total_exact"]) == (3, True)
