@@ -11,18 +11,23 @@ rank then id for sort=relevance.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from bookstore_common.rawpool import RawStatement
 from sqlalchemy import (
     ColumnElement,
-    RowMapping,
+    Float,
+    Integer,
+    Numeric,
     Select,
+    String,
     Subquery,
     and_,
+    bindparam,
     func,
-    literal,
+    literal_column,
     or_,
     select,
     text,
@@ -39,6 +44,7 @@ from bookstore_catalog.schemas import BookFilters
 
 # A q that could be part of an ISBN (4+ digits, maybe a final X) also matches ISBNs.
 _ISBN_PART = re.compile(r"^[0-9]{4,13}X?$")
+_PRICE = Numeric(10, 2)
 _fts5_tables: dict[str, bool] = {}  # SQLite database URL -> whether books_fts exists
 
 
@@ -58,7 +64,7 @@ class SearchRequest:
 class SearchResult:
     """A page (up to limit + 1 rows: one more means a next page) and the bounded count."""
 
-    rows: Sequence[RowMapping]
+    rows: Sequence[Mapping[str, Any]]
     matches: int  # exact when <= the count limit, else count_limit + 1
 
 
@@ -77,7 +83,7 @@ def _text_match(query: str, dialect: str, fts5: bool) -> ColumnElement[bool]:
     )
     isbn = clean_isbn(query.strip())
     if _ISBN_PART.match(isbn):
-        return or_(match, Book.isbn.like(_contains(isbn), escape="\\"))
+        return or_(match, Book.isbn.like(bindparam("isbn_part", _contains(isbn)), escape="\\"))
     return match
 
 
@@ -86,20 +92,27 @@ def filter_clauses(filters: BookFilters, dialect: str, fts5: bool) -> list[Colum
     clauses: list[ColumnElement[bool]] = []
     if filters.q:
         clauses.append(_text_match(filters.q, dialect, fts5))
+    # Named parameters: the statement of a shape is compiled once (see _raw_statement).
     if filters.title:
-        clauses.append(Book.title.ilike(_contains(filters.title), escape="\\"))
+        title = bindparam("title", _contains(filters.title), type_=String)
+        clauses.append(Book.title.ilike(title, escape="\\"))
     if filters.author:
-        clauses.append(Book.author.ilike(_contains(filters.author), escape="\\"))
+        author = bindparam("author", _contains(filters.author), type_=String)
+        clauses.append(Book.author.ilike(author, escape="\\"))
     if filters.isbn:
-        clauses.append(Book.isbn == clean_isbn(filters.isbn))
+        clauses.append(Book.isbn == bindparam("isbn", clean_isbn(filters.isbn), type_=String))
     if filters.min_price is not None:
-        clauses.append(Book.price >= filters.min_price)
+        clauses.append(
+            Book.price >= bindparam("min_price", filters.min_price, type_=Numeric(10, 2))
+        )
     if filters.max_price is not None:
-        clauses.append(Book.price <= filters.max_price)
+        clauses.append(
+            Book.price <= bindparam("max_price", filters.max_price, type_=Numeric(10, 2))
+        )
     if filters.in_stock is True:
-        clauses.append(Book.quantity > 0)
+        clauses.append(Book.quantity > literal_column("0"))
     elif filters.in_stock is False:
-        clauses.append(Book.quantity == 0)
+        clauses.append(Book.quantity == literal_column("0"))
     return clauses
 
 
@@ -117,14 +130,17 @@ def _after(
     after = request.after
     if after is None:
         return []
+    after_id = bindparam("after_id", after.id, type_=Integer)
     if rank is not None and after.rank is not None:
-        return [or_(rank < after.rank, and_(rank == after.rank, book_id > after.id))]
-    return [book_id > after.id]
+        after_rank = bindparam("after_rank", after.rank, type_=Float)
+        return [or_(rank < after_rank, and_(rank == after_rank, book_id > after_id))]
+    return [book_id > after_id]
 
 
 def _counted(matches: Select[Any], count_limit: int) -> Subquery:
     """One row, `matches`: how many rows `matches` has, counting no further than the limit."""
-    bounded = matches.limit(count_limit + 1).subquery("bounded")
+    limited = matches.limit(bindparam("count_rows", count_limit + 1, type_=Integer))
+    bounded = limited.subquery("bounded")
     return select(func.count().label("matches")).select_from(bounded).subquery("counted")
 
 
@@ -149,8 +165,8 @@ def _text_search(
         select(*matches.c)
         .where(*_after(request, matches.c.id, match_rank))
         .order_by(*order)
-        .limit(request.limit + 1)
-        .offset(request.offset)
+        .limit(bindparam("page_rows", request.limit + 1, type_=Integer))
+        .offset(bindparam("skip", request.offset, type_=Integer))
         .subquery("top")
     )
     extra = [top.c.rank] if ranked else []
@@ -166,10 +182,10 @@ def _indexed_search(
         select(*BOOK_COLUMNS)
         .where(*where, *_after(request, Book.id.expression, None))
         .order_by(Book.id)
-        .limit(request.limit + 1)
-        .offset(request.offset)
+        .limit(bindparam("page_rows", request.limit + 1, type_=Integer))
+        .offset(bindparam("skip", request.offset, type_=Integer))
     )
-    matches = select(literal(1).label("one")).select_from(Book).where(*where)
+    matches: Select[Any] = select(literal_column("1").label("one")).select_from(Book).where(*where)
     return page.subquery("page"), _counted(matches, request.count_limit)
 
 
@@ -205,12 +221,91 @@ async def _has_fts5_table(connection: AsyncConnection) -> bool:
     return _fts5_tables[key]
 
 
+def _isbn_part(query: str) -> str | None:
+    """The ISBN digits a q may be part of, or None."""
+    isbn = clean_isbn(query.strip())
+    return isbn if _ISBN_PART.match(isbn) else None
+
+
+def _shape(request: SearchRequest) -> tuple[object, ...]:
+    """What decides the statement's SQL (not its values): one compiled statement per shape."""
+    f = request.filters
+    q_isbn = bool(f.q) and _isbn_part(f.q or "") is not None
+    present = (f.q, f.title, f.author, f.isbn, f.min_price, f.max_price)
+    return (
+        *(value is not None and value != "" for value in present),
+        q_isbn,
+        f.in_stock,
+        request.sort,
+        request.after is not None,
+    )
+
+
+def parameters(request: SearchRequest) -> dict[str, Any]:
+    """The values of the statement's named parameters (see filter_clauses, _after)."""
+    f = request.filters
+    values: dict[str, Any] = {
+        "page_rows": request.limit + 1,
+        "skip": request.offset,
+        "count_rows": request.count_limit + 1,
+    }
+    if f.q:
+        values["q"] = f.q
+        if (isbn := _isbn_part(f.q)) is not None:
+            values["isbn_part"] = _contains(isbn)
+    optional = {
+        "title": _contains(f.title) if f.title else None,
+        "author": _contains(f.author) if f.author else None,
+        "isbn": clean_isbn(f.isbn) if f.isbn else None,
+        "min_price": f.min_price,
+        "max_price": f.max_price,
+    }
+    values |= {name: value for name, value in optional.items() if value is not None}
+    if request.after is not None:
+        values["after_id"] = request.after.id
+        if request.sort == "relevance":
+            values["after_rank"] = request.after.rank
+    return values
+
+
+_compiled: dict[tuple[object, ...], RawStatement] = {}
+
+
+def raw_statement(request: SearchRequest) -> RawStatement:
+    """The PostgreSQL statement of the request's shape, compiled once for asyncpg."""
+    shape = _shape(request)
+    if shape not in _compiled:
+        raw = RawStatement.compile(search_statement(request, "postgresql"))
+        missing = set(raw.names) - set(parameters(request))
+        assert not missing, f"search parameters without a value: {missing}"
+        _compiled[shape] = raw
+    return _compiled[shape]
+
+
 async def search_books(engine: AsyncEngine, request: SearchRequest) -> SearchResult:
-    """Run the search: the page's rows and the bounded number of matches."""
+    """Run the search: the page's rows and the bounded number of matches.
+
+    On PostgreSQL the statement is compiled once per shape and runs on the engine's
+    asyncpg connection itself (its connections plan each search for its own values; see
+    app.plan_each_search): building and compiling a statement per request cost more CPU
+    than PostgreSQL spends running it.
+    """
     async with engine.connect() as connection:
-        dialect = connection.dialect.name
-        fts5 = dialect == "sqlite" and await _has_fts5_table(connection)
-        result = await connection.execute(search_statement(request, dialect, fts5))
-        rows = result.mappings().all()
+        if connection.dialect.name == "postgresql":
+            raw = raw_statement(request)
+            driver = (await connection.get_raw_connection()).driver_connection
+            assert driver is not None
+            try:
+                records = await driver.fetch(raw.sql, *raw.arguments(parameters(request)))
+            except BaseException:
+                # Past SQLAlchemy, so tell its pool: a connection that failed (e.g. killed
+                # by a database restart) or was interrupted must not serve the next request.
+                await connection.invalidate()
+                raise
+            rows: Sequence[Mapping[str, Any]] = [dict(record) for record in records]
+        else:
+            fts5 = await _has_fts5_table(connection)
+            result = await connection.execute(search_statement(request, "sqlite", fts5))
+            rows = result.mappings().all()
     matches = int(rows[0]["matches"]) if rows else 0
     return SearchResult(rows=[row for row in rows if row["id"] is not None], matches=matches)

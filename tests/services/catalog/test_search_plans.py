@@ -1,7 +1,7 @@
 """The planner's choices for every search shape, at 50,000 books: index-driven, never a scan.
 
-Each statement is built by the repository's own code (search.search_statement) and planned
-by PostgreSQL with its parameters, as the service runs it (custom plans, see app.py). A
+Each statement is the one the service sends (search.raw_statement, with its parameters,
+through asyncpg) and is planned as the service's connections plan it (custom plans, app.py). A
 Seq Scan of books, or a walk of the primary key that filters the books it reads, fails:
 that is the plan that made a search read the whole catalog (issue 10).
 """
@@ -13,14 +13,14 @@ from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any
 
+import asyncpg
 import psycopg
 import pytest
 from bookstore_catalog.__main__ import migrate
 from bookstore_catalog.config import CatalogSettings
 from bookstore_catalog.cursors import Position
 from bookstore_catalog.schemas import BookFilters
-from bookstore_catalog.search import SearchRequest, search_statement
-from sqlalchemy.dialects import postgresql
+from bookstore_catalog.search import SearchRequest, parameters, raw_statement
 
 BOOKS = 50_000
 WORDS = 2_000
@@ -53,15 +53,15 @@ SEED = f"""
 
 
 @pytest.fixture(scope="module")
-def catalog_with_books(make_database: Callable[[str], str]) -> Iterator[psycopg.Connection]:
-    """A migrated catalog of 50,000 generated books, analyzed, and a connection to it."""
+def catalog_with_books(make_database: Callable[[str], str]) -> str:
+    """The URL of a migrated catalog of 50,000 generated books, vacuumed and analyzed."""
     url = make_database("catalog_plans")
     migrate(CatalogSettings(database_url=url))
     with psycopg.connect(url, autocommit=True) as connection:
         connection.execute("SELECT setseed(0.5)")
         connection.execute(SEED)  # type: ignore[arg-type]
         connection.execute("VACUUM (ANALYZE) books")
-        yield connection
+    return url
 
 
 COMMON, RARE = word(0), word(WORDS - 1)
@@ -120,29 +120,32 @@ def full_reads(plan: dict[str, Any]) -> list[str]:
 
 
 @pytest.mark.parametrize("shape", SHAPES)
-def test_every_search_shape_is_answered_by_indexes(
-    catalog_with_books: psycopg.Connection, shape: str
+async def test_every_search_shape_is_answered_by_indexes(
+    catalog_with_books: str, shape: str
 ) -> None:
-    statement = search_statement(SHAPES[shape], "postgresql")
-    sql = str(
-        statement.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True})
-    )
-    row = catalog_with_books.execute(f"EXPLAIN (FORMAT JSON) {sql}").fetchone()  # type: ignore[arg-type]
-    assert row is not None
-    plan = row[0][0]["Plan"]
+    request = SHAPES[shape]
+    raw = raw_statement(request)  # the SQL and parameters the service sends, via asyncpg
+    connection = await asyncpg.connect(catalog_with_books)
+    try:
+        await connection.execute("SET plan_cache_mode = force_custom_plan")  # as app.py does
+        explained = await connection.fetchval(
+            f"EXPLAIN (FORMAT JSON) {raw.sql}", *raw.arguments(parameters(request))
+        )
+    finally:
+        await connection.close()
+    plan = json.loads(explained)[0]["Plan"]
     assert full_reads(plan) == [], json.dumps(plan, indent=1)
 
 
-def test_the_common_word_is_common_and_the_rare_one_rare(
-    catalog_with_books: psycopg.Connection,
-) -> None:
+def test_the_common_word_is_common_and_the_rare_one_rare(catalog_with_books: str) -> None:
     """The shapes above test what they claim: a broad word, a narrow word, a real author."""
 
     def count(where: str, value: str) -> int:
-        row = catalog_with_books.execute(
-            f"SELECT count(*) FROM books WHERE {where}",  # type: ignore[arg-type]
-            (value,),
-        ).fetchone()
+        with psycopg.connect(catalog_with_books) as connection:
+            row = connection.execute(
+                f"SELECT count(*) FROM books WHERE {where}",  # type: ignore[arg-type]
+                (value,),
+            ).fetchone()
         assert row is not None
         return int(row[0])
 
