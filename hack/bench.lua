@@ -1,7 +1,7 @@
 -- wrk script for `make bench` (hack/bench.py): random requests per scenario, JSON summary.
--- Environment: BENCH_MODE = ceiling | book | author | reserve | order; BENCH_VALUES = a file
--- with one value a line (book ids as JSON literals, or URL-encoded author names);
--- BENCH_API_KEY for the writes.
+-- Environment: BENCH_MODE = ceiling | book | author | get | reserve | order; BENCH_VALUES = a
+-- file with one value a line (book ids as JSON literals, URL-encoded author names, or for
+-- `get` whole request paths such as /books?q=word); BENCH_API_KEY for the writes.
 
 local mode = os.getenv("BENCH_MODE") or "ceiling"
 local values_path = os.getenv("BENCH_VALUES")
@@ -31,6 +31,8 @@ local function build_request(values)
     return wrk.format("GET", "/books/" .. unquote(value))
   elseif mode == "author" then
     return wrk.format("GET", "/books?author=" .. value)
+  elseif mode == "get" then
+    return wrk.format("GET", value)
   elseif mode == "reserve" then
     local headers = { ["Content-Type"] = "application/json", ["X-API-Key"] = api_key }
     local path = "/books/" .. unquote(value) .. "/reservations"

@@ -1,10 +1,13 @@
 """`make bench`: catalog and orders on PostgreSQL under wrk, next to a bare FastAPI ceiling.
 
 Knobs (environment): BENCH_SECONDS (per scenario, default 10), BENCH_WARMUP_SECONDS (2),
-BENCH_BOOKS (2000), BENCH_AUTHORS (300), BENCH_WORKERS (per server, 2), BENCH_ONLY (e.g.
-"book,order": only these scenarios, next to the ceiling), BENCH_ADMIN_URL (a PostgreSQL URL
-allowed to create databases; default postgresql://postgres@127.0.0.1:5432/postgres).
+BENCH_BOOKS (100000; up to millions: seeded with SQL, see bench_seed.py), BENCH_WORKERS (per
+server, 2), BENCH_ONLY (e.g. "book,q-common,cursor": only these scenarios, next to the
+ceiling; keys: book, reserve, order, q-common, q-rare, relevance, surname, price, offset,
+cursor), BENCH_ADMIN_URL (a PostgreSQL URL allowed to create databases; default
+postgresql://postgres@127.0.0.1:5432/postgres).
 Other variables (e.g. DATABASE_POOL_SIZE, CATALOG_MAX_CONNECTIONS) reach the services as is.
+Search scenarios also report their statement's execution time (EXPLAIN ANALYZE, warm).
 Results: a table on stdout and .bench/results.json. Exit status 1 when the harness fails
 or books are oversold.
 """
@@ -25,6 +28,8 @@ from typing import Any
 import bench_data
 import bench_procs
 import bench_report
+import bench_search
+import bench_seed
 import bench_wrk
 
 log = logging.getLogger("bench")
@@ -47,6 +52,12 @@ class Scenario:
     cpu_servers: tuple[bench_procs.Server, ...]
     values_file: Path | None = None
     api_key: str = ""
+    key: str = ""  # what BENCH_ONLY names it by (default: its mode)
+
+    def chosen(self, only: str) -> bool:
+        """Whether BENCH_ONLY (comma-separated keys; empty: all) includes this scenario."""
+        keys = {key.strip() for key in only.split(",") if key.strip()}
+        return self.mode == "ceiling" or not keys or (self.key or self.mode) in keys
 
 
 def _env_number(name: str, default: float) -> float:
@@ -163,16 +174,30 @@ def run(seconds: float, warmup: float) -> dict[str, Any]:
             ceiling, catalog, orders = start_servers(
                 group, f"{server_base}/{names[0]}", f"{server_base}/{names[1]}", api_key
             )
-            books = int(_env_number("BENCH_BOOKS", 2000))
-            log.info("seeding %d books", books)
-            seeded = bench_data.seed_catalog(
-                catalog.url, api_key, books, int(_env_number("BENCH_AUTHORS", 300)), HOT_BOOK_STOCK
-            )
-            ids_file, authors_file = seeded.write_value_files(OUTPUT_DIR)
+            books = int(_env_number("BENCH_BOOKS", 100_000))
+            catalog_db = f"{server_base}/{names[0]}"
+            corpus = bench_seed.make_corpus()
+            log.info("seeding %d books with SQL", books)
+            seed_started = time.monotonic()
+            seeded = bench_data.seed_catalog(catalog_db, books, HOT_BOOK_STOCK, corpus)
+            seed_seconds = time.monotonic() - seed_started
+            log.info("seeded %d books in %.1f s", books, seed_seconds)
+            ids_file = seeded.write_ids_file(OUTPUT_DIR)
+            searches = bench_search.search_scenarios(catalog_db, corpus)
             scenarios = [
                 Scenario(bench_report.CEILING, ceiling.url + "/ceiling", "ceiling", (ceiling,)),
                 Scenario("GET /books/{id}", catalog.url, "book", (catalog,), ids_file),
-                Scenario("GET /books?author=", catalog.url, "author", (catalog,), authors_file),
+                *(
+                    Scenario(
+                        search.name,
+                        catalog.url,
+                        "get",
+                        (catalog,),
+                        bench_search.write_paths(OUTPUT_DIR, search),
+                        key=search.key,
+                    )
+                    for search in searches
+                ),
                 Scenario(
                     "POST /books/{id}/reservations",
                     catalog.url,
@@ -184,10 +209,14 @@ def run(seconds: float, warmup: float) -> dict[str, Any]:
                 Scenario("POST /orders", orders.url, "order", (orders, catalog), ids_file, api_key),
             ]
             only = os.environ.get("BENCH_ONLY", "")
-            chosen = [s for s in scenarios if s.mode == "ceiling" or not only or s.mode in only]
+            chosen = [s for s in scenarios if s.chosen(only)]
             results = bench_report.with_ratios(
                 [measure(wrk, scenario, seconds, warmup, names) for scenario in chosen]
             )
+            measured = {s.key for s in chosen}
+            timed = [search for search in searches if search.key in measured]
+            log.info("timing %d search statements (EXPLAIN ANALYZE)", len(timed))
+            statements = bench_search.statement_milliseconds(catalog_db, timed)
             log.info("racing %d orders for %d copies", RACE_ATTEMPTS, HOT_BOOK_STOCK)
             correctness = bench_data.check_no_oversell(
                 orders.url, catalog.url, api_key, seeded.hot_book_id, HOT_BOOK_STOCK, RACE_ATTEMPTS
@@ -203,8 +232,13 @@ def run(seconds: float, warmup: float) -> dict[str, Any]:
         "seconds": seconds,
         "warmup_seconds": warmup,
         "workers_per_service": int(WORKERS),
+        "books": books,
+        "seed_seconds": round(seed_seconds, 1),
         "scenarios": [result.__dict__ for result in results],
-        "targets": bench_report.evaluate_targets(results),
+        "targets": bench_report.evaluate_targets(
+            results, bench_report.TARGETS + bench_report.search_targets([s.name for s in searches])
+        ),
+        "statements": bench_report.evaluate_statements(statements, bench_search.MAX_STATEMENT_MS),
         "correctness": correctness,
     }
 
@@ -220,9 +254,14 @@ def print_report(document: dict[str, Any]) -> None:
         "Targets:",
         bench_report.format_targets(document["targets"]),
         "",
+        "Search statements (EXPLAIN ANALYZE, warm, median of "
+        f"{bench_search.STATEMENT_RUNS}; each scenario's broadest request):",
+        bench_report.format_statements(document["statements"]),
+        "",
         "Correctness:",
         bench_report.format_correctness(document["correctness"]),
         "",
+        f"Catalog: {document['books']:,} books, seeded with SQL in {document['seed_seconds']} s.",
         f"Caveat: {document['cpus']} CPUs shared by wrk (-t{bench_wrk.WRK_THREADS}), the servers "
         f"and PostgreSQL; load average before the run {document['load_average_before'][0]:.2f}. "
         "CPU ms/req: the service processes (catalog too for POST /orders); PG ms/req: the "

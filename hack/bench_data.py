@@ -1,4 +1,4 @@
-"""Databases, seed data and the oversell check for `make bench` (through the public API)."""
+"""Databases, seed data and the oversell check for `make bench`."""
 
 from __future__ import annotations
 
@@ -10,32 +10,26 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
+import bench_seed
 import httpx
 import psycopg
 from psycopg import sql
 
-SEED_CONCURRENCY = 16
-BULK_STOCK = 100_000
-
 
 @dataclass(frozen=True)
 class SeededCatalog:
-    """What the seeding created: every book id, every author, and the hot book."""
+    """What the seeding created: the ids of books in stock, and the hot book."""
 
     book_ids: list[Any]
-    authors: list[str]
     hot_book_id: Any
 
-    def write_value_files(self, directory: Path) -> tuple[Path, Path]:
-        """Book ids (JSON literals) and URL-encoded authors, one a line, for bench.lua."""
+    def write_ids_file(self, directory: Path) -> Path:
+        """Book ids (JSON literals), one a line, for bench.lua."""
         directory.mkdir(parents=True, exist_ok=True)
         ids_path = directory / "book_ids.txt"
         ids_path.write_text("".join(json.dumps(book_id) + "\n" for book_id in self.book_ids))
-        authors_path = directory / "authors.txt"
-        authors_path.write_text("".join(quote(author) + "\n" for author in self.authors))
-        return ids_path, authors_path
+        return ids_path
 
 
 @contextmanager
@@ -64,50 +58,14 @@ def isbn13(number: int) -> str:
     return body + str((10 - weighted % 10) % 10)
 
 
-def book_payload(index: int, author: str, quantity: int) -> dict[str, Any]:
-    """The POST /books body for seed book number `index`."""
-    return {
-        "title": f"Benchmark Book {index:05d}",
-        "author": author,
-        "isbn": isbn13(index),
-        "price": f"{5 + index % 45}.99",
-        "quantity": quantity,
-        "description": "Seeded by make bench.",
-    }
-
-
-async def _create_books(
-    catalog_url: str, api_key: str, payloads: list[dict[str, Any]]
-) -> list[Any]:
-    """POST every payload with bounded concurrency; return the new ids in payload order."""
-    semaphore = asyncio.Semaphore(SEED_CONCURRENCY)
-    headers = {"X-API-Key": api_key}
-    async with httpx.AsyncClient(base_url=catalog_url, headers=headers, timeout=30) as client:
-
-        async def create(payload: dict[str, Any]) -> Any:
-            """POST one book; its id."""
-            async with semaphore:
-                response = await client.post("/books", json=payload)
-            if response.status_code != 201:
-                raise RuntimeError(
-                    f"seeding POST /books answered {response.status_code}: {response.text}"
-                )
-            return response.json()["id"]
-
-        return list(await asyncio.gather(*(create(payload) for payload in payloads)))
-
-
-def seed_catalog(
-    catalog_url: str, api_key: str, books: int, authors: int, hot_stock: int
-) -> SeededCatalog:
-    """Create `books` books over `authors` authors with large stock, plus one hot book."""
-    author_names = [f"Bench Author {number:03d}" for number in range(authors)]
-    payloads = [
-        book_payload(index, author_names[index % authors], BULK_STOCK) for index in range(books)
-    ]
-    payloads.append(book_payload(books, "Hot Author", hot_stock))
-    ids = asyncio.run(_create_books(catalog_url, api_key, payloads))
-    return SeededCatalog(book_ids=ids[:-1], authors=author_names, hot_book_id=ids[-1])
+def seed_catalog(url: str, books: int, hot_stock: int, corpus: bench_seed.Corpus) -> SeededCatalog:
+    """Load `books` books with SQL (bench_seed), plus one hot book; the ids of those in stock."""
+    hot_book_id = bench_seed.seed_books(url, books, corpus, hot_stock)
+    with psycopg.connect(url) as connection:
+        rows = connection.execute(
+            "SELECT id FROM books WHERE quantity > 0 AND id <> %s ORDER BY id", (hot_book_id,)
+        ).fetchall()
+    return SeededCatalog(book_ids=[row[0] for row in rows], hot_book_id=hot_book_id)
 
 
 async def _race_orders(

@@ -20,10 +20,17 @@ class Target:
     max_p99_ms: float
 
 
+SEARCH_MIN_RATIO = 0.10
+SEARCH_MAX_P99_MS = 100.0
 TARGETS = (
     Target("GET /books/{id}", min_ratio=0.25, max_p99_ms=25.0),
     Target("POST /orders", min_ratio=0.06, max_p99_ms=150.0),
 )
+
+
+def search_targets(scenarios: list[str]) -> tuple[Target, ...]:
+    """Every search scenario: 10% of the ceiling's throughput, p99 within 100 ms."""
+    return tuple(Target(name, SEARCH_MIN_RATIO, SEARCH_MAX_P99_MS) for name in scenarios)
 
 
 @dataclass(frozen=True)
@@ -74,11 +81,13 @@ def with_ratios(results: list[ScenarioResult]) -> list[ScenarioResult]:
     ]
 
 
-def evaluate_targets(results: list[ScenarioResult]) -> list[dict[str, Any]]:
+def evaluate_targets(
+    results: list[ScenarioResult], targets: tuple[Target, ...] = TARGETS
+) -> list[dict[str, Any]]:
     """PASS/MISS per target: enough throughput, a low enough p99, (almost) no errors."""
     by_name = {result.scenario: result for result in results}
     verdicts = []
-    for target in TARGETS:
+    for target in targets:
         result = by_name.get(target.scenario)
         passed = result is not None and (
             result.ratio_of_ceiling >= target.min_ratio
@@ -148,6 +157,23 @@ def format_targets(verdicts: list[dict[str, Any]]) -> str:
         f"  {'PASS' if v['passed'] else 'MISS'}  {v['scenario']}: >= {v['min_ratio']:.0%} of "
         f"ceiling, p99 <= {v['max_p99_ms']:.0f} ms, errors <= {MAX_ERROR_FRACTION:.1%}"
         + ("" if v["measured"] else " (not measured)")
+        for v in verdicts
+    )
+
+
+def evaluate_statements(timings: dict[str, float], max_ms: float) -> list[dict[str, Any]]:
+    """PASS/MISS per search statement: its execution time (EXPLAIN ANALYZE) within max_ms."""
+    return [
+        {"scenario": name, "ms": ms, "max_ms": max_ms, "passed": ms <= max_ms}
+        for name, ms in timings.items()
+    ]
+
+
+def format_statements(verdicts: list[dict[str, Any]]) -> str:
+    """One line per search statement with its execution time and PASS or MISS."""
+    return "\n".join(
+        f"  {'PASS' if v['passed'] else 'MISS'}  {v['scenario']}: {v['ms']:.1f} ms "
+        f"(<= {v['max_ms']:.0f} ms)"
         for v in verdicts
     )
 

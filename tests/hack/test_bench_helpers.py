@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bench
 import bench_data
 import bench_report
 import bench_wrk
@@ -106,3 +107,46 @@ def test_cpu_ratio_compares_the_ceilings_cpu_per_request_with_services_plus_post
     # The ceiling's own CPU (0.5 ms) over the scenario's services + PostgreSQL (1.9 + 0.1).
     assert measured.cpu_ratio_of_ceiling == 0.5 / (1.9 + 0.1)
     assert measured.ratio_of_ceiling == 0.2
+
+
+def test_every_search_scenario_needs_a_tenth_of_the_ceiling_and_p99_within_100_ms() -> None:
+    results = bench_report.with_ratios(
+        [
+            _result(bench_report.CEILING, 10_000, 5),
+            _result("GET /books?q=<rare word>", 1_500, 60),
+            _result("GET /books page 5000 by offset", 900, 60),
+            _result("GET /books?q=&sort=relevance", 2_000, 150),
+        ]
+    )
+    targets = bench_report.search_targets(
+        [
+            "GET /books?q=<rare word>",
+            "GET /books page 5000 by offset",
+            "GET /books?q=&sort=relevance",
+        ]
+    )
+    verdicts = {v["scenario"]: v["passed"] for v in bench_report.evaluate_targets(results, targets)}
+    assert verdicts == {
+        "GET /books?q=<rare word>": True,
+        "GET /books page 5000 by offset": False,  # 9% of the ceiling
+        "GET /books?q=&sort=relevance": False,  # p99 150 ms
+    }
+
+
+def test_search_statements_pass_within_their_time_and_are_listed_with_it() -> None:
+    verdicts = bench_report.evaluate_statements({"q": 19.5, "relevance": 42.0}, max_ms=20)
+    assert [v["passed"] for v in verdicts] == [True, False]
+    assert bench_report.format_statements(verdicts).splitlines() == [
+        "  PASS  q: 19.5 ms (<= 20 ms)",
+        "  MISS  relevance: 42.0 ms (<= 20 ms)",
+    ]
+
+
+def test_bench_only_names_scenarios_by_key_and_always_keeps_the_ceiling() -> None:
+    ceiling = bench.Scenario(bench_report.CEILING, "http://x", "ceiling", ())
+    common = bench.Scenario("q common", "http://x", "get", (), key="q-common")
+    book = bench.Scenario("GET /books/{id}", "http://x", "book", ())
+    chosen = [s.name for s in (ceiling, common, book) if s.chosen("q-common, cursor")]
+    assert chosen == [bench_report.CEILING, "q common"]
+    assert all(s.chosen("") for s in (ceiling, common, book))
+    assert not common.chosen("q")  # whole keys, not substrings

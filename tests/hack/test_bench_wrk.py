@@ -115,3 +115,14 @@ def test_reserve_scenario_takes_one_copy_of_random_books_with_the_api_key(
     assert recorded.paths == {"/books/3/reservations"}
     assert recorded.api_keys == {"bench-key"}
     assert {json.loads(body)["quantity"] for body in recorded.bodies} == {1}
+
+
+def test_get_scenario_requests_the_paths_of_the_values_file(
+    wrk: str, stub_server: tuple[str, Recorded], tmp_path: Path
+) -> None:
+    url, recorded = stub_server
+    values = tmp_path / "paths.txt"
+    values.write_text("/books?q=dune\n/books?limit=20&cursor=eyJpZCI6MX0\n")
+    result = bench_wrk.run_wrk(wrk, url, "get", 1, values)
+    assert recorded.paths == {"/books?q=dune", "/books?limit=20&cursor=eyJpZCI6MX0"}
+    assert result.non_2xx == 0

@@ -1,0 +1,142 @@
+"""`make bench` search workload: request lists per search scenario, and each scenario's
+representative statement timed with EXPLAIN ANALYZE (warm), as the catalog issues it.
+"""
+
+from __future__ import annotations
+
+import random
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from urllib.parse import urlencode
+
+import psycopg
+from bench_seed import Corpus
+from bookstore_catalog.cursors import Position, decode_cursor, encode_cursor
+from bookstore_catalog.schemas import BookFilters
+from bookstore_catalog.search import SearchRequest, search_statement
+from sqlalchemy.dialects import postgresql
+
+COMMON_WORDS = 10  # the most frequent words of the corpus: each in ~1-2% of books
+RARE_WORDS = 1000  # the rarest words: each in a few hundred books of a million
+DEEP_PAGE = 5000
+PAGE_SIZE = 20
+STATEMENT_RUNS = 5
+MAX_STATEMENT_MS = 20.0
+
+
+@dataclass(frozen=True)
+class SearchScenario:
+    """One search load: its name, the request paths it picks from, the statement to time."""
+
+    key: str
+    name: str
+    paths: list[str]
+    statement: SearchRequest
+
+
+def _path(**params: object) -> str:
+    """`/books?...` with the parameters URL-encoded."""
+    return "/books?" + urlencode({k: str(v) for k, v in params.items()})
+
+
+def _deep_page_cursor(url: str) -> str:
+    """The cursor of page DEEP_PAGE of the whole catalog by id (what a client would hold)."""
+    with psycopg.connect(url) as connection:
+        row = connection.execute(
+            "SELECT id FROM books ORDER BY id OFFSET %s LIMIT 1",
+            ((DEEP_PAGE - 1) * PAGE_SIZE - 1,),
+        ).fetchone()
+    assert row is not None, "too few books for the deep page scenarios"
+    return encode_cursor(Position(int(row[0])), BookFilters(), "id")
+
+
+def search_scenarios(url: str, corpus: Corpus, seed: int = 7) -> list[SearchScenario]:
+    """The search scenarios; the timed statement of each is its broadest request."""
+    rng = random.Random(seed)
+    common, rare = corpus.words[:COMMON_WORDS], corpus.words[-RARE_WORDS:]
+    surnames = corpus.surnames  # one per author: popular authors' names come up as often
+    popular_surname = corpus.surnames[0]
+    prices = [Decimal(rng.randrange(500, 4900)) / 100 for _ in range(1000)]
+    cursor = _deep_page_cursor(url)
+    after = decode_cursor(cursor, BookFilters(), "id")
+    offset = (DEEP_PAGE - 1) * PAGE_SIZE
+    one_dollar = BookFilters(min_price=Decimal("10"), max_price=Decimal("11"), in_stock=True)
+    return [
+        SearchScenario(
+            "q-common",
+            "GET /books?q=<common word>",
+            [_path(q=word) for word in common],
+            SearchRequest(BookFilters(q=common[0])),
+        ),
+        SearchScenario(
+            "q-rare",
+            "GET /books?q=<rare word>",
+            [_path(q=word) for word in rare],
+            SearchRequest(BookFilters(q=rare[0])),
+        ),
+        SearchScenario(
+            "relevance",
+            "GET /books?q=&sort=relevance",
+            [_path(q=word, sort="relevance") for word in [*common, *rare[: COMMON_WORDS * 9]]],
+            SearchRequest(BookFilters(q=common[0]), sort="relevance"),
+        ),
+        SearchScenario(
+            "surname",
+            "GET /books?author=<surname>",
+            [_path(author=name) for name in rng.sample(surnames, 4096)],
+            SearchRequest(BookFilters(author=popular_surname)),
+        ),
+        SearchScenario(
+            "price",
+            "GET /books?min_price=&max_price=&in_stock",
+            [_path(min_price=p, max_price=p + 1, in_stock="true") for p in prices],
+            SearchRequest(one_dollar),
+        ),
+        SearchScenario(
+            "offset",
+            f"GET /books page {DEEP_PAGE} by offset",
+            [_path(limit=PAGE_SIZE, offset=offset)],
+            SearchRequest(BookFilters(), limit=PAGE_SIZE, offset=offset),
+        ),
+        SearchScenario(
+            "cursor",
+            f"GET /books page {DEEP_PAGE} by cursor",
+            [_path(limit=PAGE_SIZE, cursor=cursor)],
+            SearchRequest(BookFilters(), limit=PAGE_SIZE, after=after),
+        ),
+    ]
+
+
+def write_paths(directory: Path, scenario: SearchScenario) -> Path:
+    """The scenario's request paths, one a line, for bench.lua's `get` mode."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"paths_{scenario.key}.txt"
+    path.write_text("".join(line + "\n" for line in scenario.paths))
+    return path
+
+
+def _sql(request: SearchRequest) -> str:
+    """The catalog's search statement for `request`, with its values inlined."""
+    statement = search_statement(request, "postgresql")
+    dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
+    compiled = statement.compile(dialect=dialect, compile_kwargs={"literal_binds": True})
+    return str(compiled)
+
+
+def statement_milliseconds(url: str, scenarios: Sequence[SearchScenario]) -> dict[str, float]:
+    """Median execution time (EXPLAIN ANALYZE, after a warm-up run) of each timed statement."""
+    timings: dict[str, float] = {}
+    with psycopg.connect(url, autocommit=True) as connection:
+        for scenario in scenarios:
+            sql = _sql(scenario.statement)
+            connection.execute(sql)  # warm the cache
+            runs = []
+            for _ in range(STATEMENT_RUNS):
+                row = connection.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}").fetchone()
+                assert row is not None
+                runs.append(float(row[0][0]["Execution Time"]))
+            timings[scenario.name] = statistics.median(runs)
+    return timings
