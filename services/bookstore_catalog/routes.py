@@ -99,7 +99,7 @@ def _invalid_query(field: str, message: str) -> RequestValidationError:
     )
 
 
-@router.get("/books", responses=_problems())
+@router.get("/books", response_model=BookPage, responses=_problems())
 async def list_books(
     request: Request,
     engine: AutocommitEngineDep,
@@ -119,7 +119,7 @@ async def list_books(
             description="the `next_cursor` of the previous page, with the same filters and sort",
         ),
     ] = None,
-) -> BookPage:
+) -> Response:
     """Search books; pages by `cursor` (any depth, constant cost) or `limit`/`offset`.
 
     `total` is exact up to SEARCH_COUNT_LIMIT matches; past it, it is that limit and
@@ -144,7 +144,8 @@ async def list_books(
         after=after,
         count_limit=settings.search_count_limit,
     )
-    return await service.search_books(engine, search_request)
+    page = await service.search_books(engine, search_request)
+    return Response(page, media_type="application/json")  # rendered by the service
 
 
 @router.get("/books/{book_id}", responses=_problems(404))

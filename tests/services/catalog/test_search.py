@@ -215,3 +215,16 @@ async def test_total_is_exact_up_to_the_bound_then_the_bound_and_not_exact(
     assert len(everything["items"]) == 8  # the bound limits the count, never the results
     assert (five["total"], five["total_exact"]) == (5, True)
     assert (deep["total"], deep["total_exact"], len(deep["items"])) == (5, False, 1)
+
+
+async def test_books_in_a_page_are_written_exactly_as_a_single_book_is(
+    catalog_client: httpx.AsyncClient,
+) -> None:
+    created = [
+        await create_book(catalog_client, 1, price="7", title='Zürich ✓ "quoted"'),
+        await create_book(catalog_client, 2, price="12.50", description=""),
+    ]
+    page = (await catalog_client.get("/books")).json()
+    singles = [(await catalog_client.get(f"/books/{book['id']}")).json() for book in created]
+    assert page["items"] == singles == created
+    assert [book["price"] for book in page["items"]] == ["7.00", "12.50"]
