@@ -177,3 +177,42 @@ def test_upgrade_by_a_user_who_may_not_create_pg_trgm_succeeds_without_trigram_i
         with psycopg.connect(url, autocommit=True) as admin:
             admin.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
             admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+
+
+def test_upgrade_from_0003_with_books_makes_them_findable_by_full_text_and_indexes_price(
+    make_database: Callable[[str], str],
+) -> None:
+    url = make_database("catalog_fts")
+    settings = CatalogSettings(database_url=url)
+    run_migrations(
+        settings, package="bookstore_catalog", version_table=VERSION_TABLE, revision="0003"
+    )
+    with psycopg.connect(url, autocommit=True) as connection:
+        connection.execute(
+            "INSERT INTO books (title, author, isbn, price, quantity, description) "
+            "SELECT 'Running Title ' || i, 'Author ' || i, lpad(i::text, 13, '0'), 9.99, i % 2, "
+            "'Stories of dragons' FROM generate_series(1, 3000) AS i"
+        )
+    migrate(settings)
+    with psycopg.connect(url, autocommit=True) as connection:
+        connection.execute("SET enable_seqscan = off")  # which index answers, not the cost
+        found = connection.execute(
+            "SELECT count(*) FROM books WHERE (setweight(to_tsvector('english', title), 'A') "
+            "|| setweight(to_tsvector('english', author), 'B') "
+            "|| setweight(to_tsvector('english', description), 'C')) "
+            "@@ websearch_to_tsquery('english', 'run dragon')"
+        ).fetchone()
+        indexes = {
+            row[0]
+            for row in connection.execute(
+                "SELECT indexname FROM pg_indexes WHERE tablename = 'books'"
+            )
+        }
+    assert found == (3000,)
+    assert {
+        "ix_books_search",
+        "ix_books_price_quantity",
+        "ix_books_id_price_quantity",
+        "ix_books_id_in_stock",
+        "ix_books_id_out_of_stock",
+    } <= indexes
