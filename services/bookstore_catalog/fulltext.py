@@ -110,10 +110,10 @@ def _like_any_column(words: tuple[str, ...]) -> ColumnElement[bool]:
     last = words[-1]
     stem = last[:-1] if len(last) > 3 and last.endswith("s") else last
     pattern = "%" + " ".join((*words[:-1], stem)) + "%"  # \\w+ words: only `_` is special
-    pattern = pattern.replace("_", "\\_")
+    pattern = pattern.replace("_", "!_")  # `!` escapes, as in search.LIKE_ESCAPE
     return or_(
         *(
-            column.ilike(pattern, escape="\\")
+            column.ilike(pattern, escape="!")
             for column in (Book.title, Book.author, Book.description)
         )
     )

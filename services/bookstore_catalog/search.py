@@ -68,9 +68,15 @@ class SearchResult:
     matches: int  # exact when <= the count limit, else count_limit + 1
 
 
+# The LIKE escape character. Not a backslash: before 2.1, SQLAlchemy doubles it in ESCAPE
+# for a dialect that has not met a server (our compiled-once statements), and PostgreSQL
+# refuses a two-character escape ("invalid escape string").
+LIKE_ESCAPE = "!"
+
+
 def _contains(value: str) -> str:
     """A LIKE pattern matching `value` anywhere, with LIKE wildcards escaped."""
-    escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    escaped = "".join(f"{LIKE_ESCAPE}{c}" if c in "%_!" else c for c in value)
     return f"%{escaped}%"
 
 
@@ -83,7 +89,9 @@ def _text_match(query: str, dialect: str, fts5: bool) -> ColumnElement[bool]:
     )
     isbn = clean_isbn(query.strip())
     if _ISBN_PART.match(isbn):
-        return or_(match, Book.isbn.like(bindparam("isbn_part", _contains(isbn)), escape="\\"))
+        return or_(
+            match, Book.isbn.like(bindparam("isbn_part", _contains(isbn)), escape=LIKE_ESCAPE)
+        )
     return match
 
 
@@ -95,10 +103,10 @@ def filter_clauses(filters: BookFilters, dialect: str, fts5: bool) -> list[Colum
     # Named parameters: the statement of a shape is compiled once (see _raw_statement).
     if filters.title:
         title = bindparam("title", _contains(filters.title), type_=String)
-        clauses.append(Book.title.ilike(title, escape="\\"))
+        clauses.append(Book.title.ilike(title, escape=LIKE_ESCAPE))
     if filters.author:
         author = bindparam("author", _contains(filters.author), type_=String)
-        clauses.append(Book.author.ilike(author, escape="\\"))
+        clauses.append(Book.author.ilike(author, escape=LIKE_ESCAPE))
     if filters.isbn:
         clauses.append(Book.isbn == bindparam("isbn", clean_isbn(filters.isbn), type_=String))
     if filters.min_price is not None:
