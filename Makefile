@@ -20,6 +20,7 @@ export IMAGE KIND_CLUSTER
 # The lowest dependency versions pyproject.toml allows, tested once per CI run (test-lowest).
 LOWEST_VENV  := .venv-lowest
 LOWEST_TESTS := tests/operator/unit tests/operator/runtime/test_lifecycle.py \
+	tests/operator/runtime/test_apply.py tests/operator/runtime/test_watches.py \
 	tests/services/catalog/test_books_api.py tests/services/catalog/test_search.py \
 	tests/services/catalog/test_sqlite_dev_mode.py tests/services/orders/test_orders_api.py
 
