@@ -31,6 +31,7 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 # Examples whose database the contract tier can stand up: the bundled one, and the
 # external one played by a fresh server with TLS (its Secret asks for sslmode=require).
 EXAMPLE_FILES = ("bookstore.yaml", "production.yaml", "external-database.yaml")
+BUNDLED_DATABASE_EXAMPLES = ("bookstore.yaml", "production.yaml")
 
 
 @dataclass

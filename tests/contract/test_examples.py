@@ -11,7 +11,7 @@ import pytest
 from psycopg import sql
 
 from tests.contract.cluster import LOOPBACK
-from tests.contract.conftest import RunningStore
+from tests.contract.conftest import BUNDLED_DATABASE_EXAMPLES, RunningStore
 
 CUSTOMER = {"customer_name": "Ada Lovelace", "customer_email": "ada@example.com"}
 NEW_BOOK = {
@@ -71,11 +71,12 @@ def _superuser_connect(store: RunningStore, password: str) -> psycopg.Connection
     )
 
 
+# An external server's superuser is the DBA's, not the operator's: bundled databases only.
+@pytest.mark.parametrize("running_store", BUNDLED_DATABASE_EXAMPLES, indirect=True)
 def test_superuser_password_is_the_generated_secret_and_loopback_asks_for_it(
     running_store: RunningStore,
 ) -> None:
-    if running_store.namespace.store.spec.database.is_external:
-        pytest.skip("an external server's superuser is the DBA's, not the operator's")
+    assert not running_store.namespace.store.spec.database.is_external
     password = running_store.namespace.secret(
         running_store.namespace.store.child_name("db"), "postgres-password"
     )
@@ -124,8 +125,6 @@ def test_readiness_fails_while_the_database_refuses_the_secret_password(
 
 
 def test_migration_with_a_wrong_database_password_fails(running_store: RunningStore) -> None:
-    if running_store.example == "production.yaml":
-        pytest.skip("the same database wiring as bookstore.yaml (one builder branch)")
     process = running_store.service("catalog")
     process.env["DATABASE_PASSWORD"] = "wrong-" + process.env["DATABASE_PASSWORD"]
     process.argv = [*process.argv, "migrate"]
