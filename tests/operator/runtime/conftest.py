@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 import kmock
 import kopf
@@ -122,14 +123,24 @@ class Operator:
             self._kube.close()
 
 
-@pytest.fixture
-async def emulator() -> AsyncIterator[Emulator]:
-    """A fresh emulated API server on 127.0.0.1; at the end, every request passed RBAC."""
-    async with Emulator() as server, kmock.Server(server):
+E = TypeVar("E", bound=Emulator)
+
+
+@contextlib.asynccontextmanager
+async def serving(server: E) -> AsyncIterator[E]:
+    """Serve an emulator on 127.0.0.1; at the end, it served every request and each passed RBAC."""
+    async with server, kmock.Server(server):
         yield server
         crashes = [e for e in server.errors if not isinstance(e, kmock.KubernetesError)]
         assert not crashes, "the emulator failed to serve requests"
     assert not rbac.denied(server.requests_made), "requests role.yaml does not allow"
+
+
+@pytest.fixture
+async def emulator() -> AsyncIterator[Emulator]:
+    """A fresh emulated API server on 127.0.0.1; at the end, every request passed RBAC."""
+    async with serving(Emulator()) as server:
+        yield server
 
 
 @pytest.fixture

@@ -17,7 +17,6 @@ import kmock
 import pytest
 from kmock._internal import rendering
 
-from tests.operator.runtime import rbac
 from tests.operator.runtime.conftest import (
     BOOKSTORES,
     NAMESPACE,
@@ -28,6 +27,7 @@ from tests.operator.runtime.conftest import (
     create_bookstore,
     eventually,
     mark_workloads_ready,
+    serving,
     wait_ready,
 )
 from tests.operator.runtime.emulator import Emulator
@@ -90,11 +90,8 @@ class RefusingEmulator(Emulator):
 @pytest.fixture
 async def emulator() -> AsyncIterator[RefusingEmulator]:
     """The conftest fixture's emulator, able to refuse writes."""
-    async with RefusingEmulator() as server, kmock.Server(server):
+    async with serving(RefusingEmulator()) as server:
         yield server
-        crashes = [e for e in server.errors if not isinstance(e, kmock.KubernetesError)]
-        assert not crashes, "the emulator failed to serve requests"
-    assert not rbac.denied(server.requests_made), "requests role.yaml does not allow"
 
 
 def reported(emulator: Emulator, reason: str, phase: str) -> dict[str, Any] | None:
