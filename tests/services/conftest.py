@@ -18,6 +18,8 @@ import pytest
 from bookstore_catalog.__main__ import migrate as migrate_catalog
 from bookstore_catalog.app import create_app as create_catalog_app
 from bookstore_catalog.config import CatalogSettings
+from bookstore_common.migrations import run_migrations
+from bookstore_common.settings import ServiceSettings
 from fastapi import FastAPI
 from psycopg import sql
 
@@ -46,6 +48,18 @@ def truncate(url: str, tables: tuple[str, ...]) -> None:
     names = sql.SQL(", ").join(sql.Identifier(table) for table in tables)
     with psycopg.connect(url, autocommit=True) as connection:
         connection.execute(sql.SQL("TRUNCATE {} RESTART IDENTITY CASCADE").format(names))
+
+
+def at_revision(
+    settings: ServiceSettings, package: str, version_table: str, revision: str, *rows: str
+) -> None:
+    """An upgrade test's start: the schema at an old `revision`, then `rows` written with the
+    SQL of that schema (the service's own migrate() then upgrades it to head)."""
+    run_migrations(settings, package=package, version_table=version_table, revision=revision)
+    assert settings.database_url is not None
+    with psycopg.connect(settings.database_url.get_secret_value(), autocommit=True) as connection:
+        for statement in rows:
+            connection.execute(statement)
 
 
 @pytest.fixture(scope="session")

@@ -15,11 +15,10 @@ from bookstore_catalog.__main__ import VERSION_TABLE, migrate
 from bookstore_catalog.config import CatalogSettings
 from bookstore_catalog.models import metadata
 from bookstore_catalog.sample_data import SAMPLE_BOOKS
-from bookstore_common.migrations import run_migrations
 from psycopg import sql
 from sqlalchemy import create_engine
 
-from tests.services.conftest import catalog_command
+from tests.services.conftest import at_revision, catalog_command
 
 HEAD = "0004"
 
@@ -104,15 +103,15 @@ def test_upgrade_from_0001_keeps_held_reservations_active_without_reference(
 ) -> None:
     url = make_database("catalog_upgrade")
     settings = CatalogSettings(database_url=url)
-    run_migrations(
-        settings, package="bookstore_catalog", version_table=VERSION_TABLE, revision="0001"
+    at_revision(
+        settings,
+        "bookstore_catalog",
+        VERSION_TABLE,
+        "0001",
+        "INSERT INTO books (title, author, isbn, price, quantity) "
+        "VALUES ('Dune', 'Frank Herbert', '9780441013593', 9.99, 3)",
+        "INSERT INTO reservations (book_id, quantity) VALUES (1, 2)",
     )
-    with psycopg.connect(url, autocommit=True) as connection:
-        connection.execute(
-            "INSERT INTO books (title, author, isbn, price, quantity) "
-            "VALUES ('Dune', 'Frank Herbert', '9780441013593', 9.99, 3)"
-        )
-        connection.execute("INSERT INTO reservations (book_id, quantity) VALUES (1, 2)")
     migrate(settings)
     assert tables_and_version(url)[1] == HEAD
     with psycopg.connect(url) as connection:
@@ -127,15 +126,15 @@ def test_upgrade_from_0002_adds_trigram_indexes_that_author_searches_use(
 ) -> None:
     url = make_database("catalog_trgm")
     settings = CatalogSettings(database_url=url)
-    run_migrations(
-        settings, package="bookstore_catalog", version_table=VERSION_TABLE, revision="0002"
+    at_revision(
+        settings,
+        "bookstore_catalog",
+        VERSION_TABLE,
+        "0002",
+        "INSERT INTO books (title, author, isbn, price, quantity) "
+        "SELECT 'Title ' || i, 'Author ' || (i % 500), lpad(i::text, 13, '0'), 9.99, 1 "
+        "FROM generate_series(1, 5000) AS i",
     )
-    with psycopg.connect(url, autocommit=True) as connection:
-        connection.execute(
-            "INSERT INTO books (title, author, isbn, price, quantity) "
-            "SELECT 'Title ' || i, 'Author ' || (i % 500), lpad(i::text, 13, '0'), 9.99, 1 "
-            "FROM generate_series(1, 5000) AS i"
-        )
     migrate(settings)
     assert tables_and_version(url)[1] == HEAD
     with psycopg.connect(url, autocommit=True) as connection:
@@ -184,15 +183,15 @@ def test_upgrade_from_0003_with_books_makes_them_findable_by_full_text_and_index
 ) -> None:
     url = make_database("catalog_fts")
     settings = CatalogSettings(database_url=url)
-    run_migrations(
-        settings, package="bookstore_catalog", version_table=VERSION_TABLE, revision="0003"
+    at_revision(
+        settings,
+        "bookstore_catalog",
+        VERSION_TABLE,
+        "0003",
+        "INSERT INTO books (title, author, isbn, price, quantity, description) "
+        "SELECT 'Running Title ' || i, 'Author ' || i, lpad(i::text, 13, '0'), 9.99, i % 2, "
+        "'Stories of dragons' FROM generate_series(1, 3000) AS i",
     )
-    with psycopg.connect(url, autocommit=True) as connection:
-        connection.execute(
-            "INSERT INTO books (title, author, isbn, price, quantity, description) "
-            "SELECT 'Running Title ' || i, 'Author ' || i, lpad(i::text, 13, '0'), 9.99, i % 2, "
-            "'Stories of dragons' FROM generate_series(1, 3000) AS i"
-        )
     migrate(settings)
     with psycopg.connect(url, autocommit=True) as connection:
         connection.execute("SET enable_seqscan = off")  # which index answers, not the cost

@@ -12,11 +12,12 @@ from pathlib import Path
 import psycopg
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from bookstore_common.migrations import run_migrations
 from bookstore_orders.__main__ import VERSION_TABLE, migrate
 from bookstore_orders.config import OrdersSettings
 from bookstore_orders.models import Base
 from sqlalchemy import create_engine
+
+from tests.services.conftest import at_revision
 
 ORDERS_TABLES = {"orders", "order_items", "idempotency_keys", VERSION_TABLE}
 HEAD = "0005"
@@ -75,15 +76,15 @@ def test_upgrade_from_0003_keeps_orders_and_drops_the_release_queue(
 ) -> None:
     url = make_database("orders_upgrade")
     settings = OrdersSettings(database_url=url)
-    run_migrations(
-        settings, package="bookstore_orders", version_table=VERSION_TABLE, revision="0003"
+    at_revision(
+        settings,
+        "bookstore_orders",
+        VERSION_TABLE,
+        "0003",
+        "INSERT INTO orders (status, customer_name, customer_email, total_price, "
+        "created_at, updated_at) VALUES ('confirmed', 'Ada', 'ada@example.com', 9.99, "
+        "now(), now())",
     )
-    with psycopg.connect(url, autocommit=True) as connection:
-        connection.execute(
-            "INSERT INTO orders (status, customer_name, customer_email, total_price, "
-            "created_at, updated_at) VALUES ('confirmed', 'Ada', 'ada@example.com', 9.99, "
-            "now(), now())"
-        )
     migrate(settings)
     assert tables_and_version(url) == (ORDERS_TABLES, HEAD)
     with psycopg.connect(url) as connection:
@@ -98,14 +99,14 @@ def test_upgrade_from_0004_keeps_failed_orders_and_adds_requested_items_empty(
 ) -> None:
     url = make_database("orders_upgrade_0005")
     settings = OrdersSettings(database_url=url)
-    run_migrations(
-        settings, package="bookstore_orders", version_table=VERSION_TABLE, revision="0004"
+    at_revision(
+        settings,
+        "bookstore_orders",
+        VERSION_TABLE,
+        "0004",
+        "INSERT INTO orders (status, customer_name, customer_email, total_price, "
+        "created_at, updated_at) VALUES ('failed', 'Ada', 'ada@example.com', 0, now(), now())",
     )
-    with psycopg.connect(url, autocommit=True) as connection:
-        connection.execute(
-            "INSERT INTO orders (status, customer_name, customer_email, total_price, "
-            "created_at, updated_at) VALUES ('failed', 'Ada', 'ada@example.com', 0, now(), now())"
-        )
     migrate(settings)
     assert tables_and_version(url) == (ORDERS_TABLES, HEAD)
     with psycopg.connect(url) as connection:
