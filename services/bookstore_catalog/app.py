@@ -11,12 +11,13 @@ from datetime import timedelta
 from typing import Any
 
 from bookstore_common.app import create_service_app, freeze_startup_heap
+from bookstore_common.health import install_schema_check
 from fastapi import FastAPI
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bookstore_catalog import batches, service
-from bookstore_catalog.config import CatalogSettings
+from bookstore_catalog.config import SCHEMA, CatalogSettings
 from bookstore_catalog.routes import router
 
 VERSION = "0.1.0"
@@ -49,6 +50,7 @@ def create_app(settings: CatalogSettings) -> FastAPI:
         event.listen(app.state.engine.sync_engine, "connect", plan_each_search)
     app.state.book_reader = batches.BookReader(app.state.database)
     app.state.stock_reserver = batches.StockReserver(app.state.database)
+    install_schema_check(app, SCHEMA)
     app.include_router(router)
     app.include_router(router, prefix="/catalog", include_in_schema=False)
     return app

@@ -4,8 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bookstore_common.schema_state import ServiceSchema
 from bookstore_common.settings import MIGRATE, ServiceSettings
 from pydantic import Field
+
+# The catalog migrations and their version table (its own, so both services can share a database).
+SCHEMA = ServiceSchema(
+    service="catalog", package="bookstore_catalog", version_table="alembic_version_catalog"
+)
 
 
 class CatalogSettings(ServiceSettings):

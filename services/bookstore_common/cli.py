@@ -10,6 +10,7 @@ import shutil
 import tempfile
 import textwrap
 import time
+import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
@@ -19,7 +20,13 @@ import uvicorn
 from bookstore_common.logs import configure_logging, logging_config
 from bookstore_common.metrics import MULTIPROC_ENV
 from bookstore_common.problems import is_database_unavailable, is_login_refused
+from bookstore_common.schema_state import SchemaAheadError, ServiceSchema
 from bookstore_common.settings import ServiceSettings
+from bookstore_common.termination import (
+    DEFAULT_TERMINATION_MESSAGE_PATH,
+    TERMINATION_MESSAGE_ENV,
+    write_termination_message,
+)
 
 log = logging.getLogger(__name__)
 
@@ -81,12 +88,20 @@ def migrate_when_database_is_up(migrate: Callable[[S], None], settings: S) -> No
 
 
 SERVE, MIGRATE = "serve", "migrate"
+# `migrate` exit statuses (a migration Job's outcome, with its termination message).
+EXIT_MIGRATED, EXIT_FAILED, EXIT_DOWNGRADE_REFUSED = 0, 1, 3
+# Lines of a failed migration's traceback kept in its termination message.
+FAILURE_LINES = 20
 _NAME_WIDTH, _HELP_WIDTH = 27, 79  # a NAME column, then descriptions; 80-column terminals
 COMMANDS = {
-    SERVE: "migrate the schema to head (waiting for the database), then serve the HTTP API "
-    "on HOST:PORT with WORKERS processes; the default command",
+    SERVE: "unless MIGRATE_ON_START is false, migrate the schema to head (waiting for the "
+    "database); then serve the HTTP API on HOST:PORT with WORKERS processes; the default "
+    "command",
     MIGRATE: "migrate the schema to head (waiting for the database) and exit: 0 when the "
-    "schema is up to date, 1 when the migration failed",
+    "schema is at head, 1 when the migration failed, 3 when the database is at a revision "
+    "this version does not know (a downgrade, refused: nothing changed); the outcome is also "
+    f"written as one JSON object to {TERMINATION_MESSAGE_ENV} "
+    f"[{DEFAULT_TERMINATION_MESSAGE_PATH}] when that file can be written",
 }
 
 
@@ -152,30 +167,95 @@ def run_cli(
     settings_factory: type[S],
     app_factory: str,
     migrate: Callable[[S], None],
+    schema: ServiceSchema | None = None,
     argv: Sequence[str] | None = None,
 ) -> int:
-    """Parse argv and run `serve` (migrate, then uvicorn) or `migrate` (then exit 0).
-
-    Returns the exit status: 1 when the migration fails (logged as one JSON line).
+    """Parse argv and run `serve` (migrate unless MIGRATE_ON_START is false, then uvicorn)
+    or `migrate` (then exit with EXIT_MIGRATED, EXIT_FAILED or EXIT_DOWNGRADE_REFUSED).
 
     `app_factory` is an import string ("pkg.app:create_app_from_env") that each uvicorn
     worker calls to build its app; `migrate(settings)` must be idempotent and safe to run
-    from many processes at once (see `bookstore_common.migrations.run_migrations`).
+    from many processes at once (see `bookstore_common.migrations.run_migrations`);
+    `schema` names the service's migrations, for the outcome `migrate` reports (None: an
+    app without a database, e.g. the bench's ceiling).
     """
     args = build_parser(name, settings_factory).parse_args(argv)
     settings = settings_factory()
     configure_logging(settings.log_level)
+    if args.command == MIGRATE:
+        return run_migrate(name, migrate, settings, schema, report=write_termination_message)
+    if settings.migrate_on_start:
+        status = run_migrate(name, migrate, settings, schema, report=lambda _: None)
+        # A newer version's schema is servable (expand-then-contract): serve on it unchanged.
+        if status not in (EXIT_MIGRATED, EXIT_DOWNGRADE_REFUSED):
+            return status
+    else:
+        log.info(
+            "not migrating at start (MIGRATE_ON_START=false): /health/ready waits for the schema",
+            extra={"service": name, "head": schema.head if schema else None},
+        )
+    serve(name, app_factory, settings)
+    return 0
+
+
+def run_migrate(
+    name: str,
+    migrate: Callable[[S], None],
+    settings: S,
+    schema: ServiceSchema | None,
+    *,
+    report: Callable[[dict[str, object]], None],
+) -> int:
+    """Migrate (waiting for the database), log the outcome and `report` it (the termination
+    message of `migrate`); returns the exit status."""
+    head = schema.head if schema else None
+    service: dict[str, object] = {"service": name}
     try:
         migrate_when_database_is_up(migrate, settings)
+    except SchemaAheadError as exc:
+        log.error(  # one line, no traceback: the reason is the message
+            "migration refused: %s",
+            exc,
+            extra={"service": name, "revision": exc.revision, "head": exc.head},
+        )
+        outcome = {"outcome": "downgrade-refused", "revision": exc.revision, "head": exc.head}
+        report(service | outcome | {"message": str(exc)})
+        return EXIT_DOWNGRADE_REFUSED
     except LoginRefusedError as exc:
         log.error("migration failed: %s", exc, extra={"service": name})  # the reason, no traceback
-        return 1
-    except Exception:
+        report(service | failure(exc, schema, settings, full=False))
+        return EXIT_FAILED
+    except Exception as exc:
         log.exception("migration failed", extra={"service": name})
-        return 1
-    if args.command == MIGRATE:
-        log.info("schema is up to date", extra={"service": name})
-        return 0
+        report(service | failure(exc, schema, settings, full=True))
+        return EXIT_FAILED
+    log.info("schema is up to date", extra={"service": name, "revision": head})
+    report(service | {"outcome": "migrated", "revision": head, "head": head})
+    return EXIT_MIGRATED
+
+
+def failure(
+    exc: BaseException, schema: ServiceSchema | None, settings: ServiceSettings, *, full: bool
+) -> dict[str, object]:
+    """A failed migration's report: the database's revision (None when it cannot be read)
+    and the error, with the last lines of its traceback when `full`."""
+    revisions: tuple[str, ...] = ()
+    try:
+        if schema is not None:
+            revisions = schema.read_revisions_sync(settings)
+    except Exception:  # the database may be the reason the migration failed
+        log.debug("could not read the schema revision", exc_info=True)
+    lines = "".join(traceback.format_exception(exc) if full else [str(exc)]).splitlines()
+    return {
+        "outcome": "failed",
+        "revision": revisions[0] if revisions else None,
+        "head": schema.head if schema else None,
+        "message": "\n".join(lines[-FAILURE_LINES:]),
+    }
+
+
+def serve(name: str, app_factory: str, settings: ServiceSettings) -> None:
+    """Serve the app with uvicorn until SIGTERM (graceful shutdown)."""
     metrics_dir = _prepare_multiprocess_metrics(name) if settings.workers > 1 else None
     log.info(
         "serving",
@@ -197,4 +277,3 @@ def run_cli(
     )
     if metrics_dir is not None:
         shutil.rmtree(metrics_dir, ignore_errors=True)
-    return 0

@@ -13,9 +13,11 @@ from collections.abc import Callable
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.environment import EnvironmentContext
+from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, MetaData, create_engine, func, select
 from sqlalchemy.pool import NullPool
 
+from bookstore_common.schema_state import SchemaAheadError, ServiceSchema
 from bookstore_common.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -49,7 +51,10 @@ def run_migrations(
 
     On PostgreSQL both steps run while holding a session advisory lock, so replicas that
     start together wait for one another and the work happens once. Uses the sync driver.
+    Raises SchemaAheadError, having changed nothing, when the database is at a revision this
+    code does not know (a newer version migrated it: running this one would be a downgrade).
     """
+    schema = ServiceSchema(package.removeprefix("bookstore_"), package, version_table)
     url, connect_args = settings.sync_engine_args()
     if settings.uses_sqlite:
         settings.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
@@ -62,6 +67,7 @@ def run_migrations(
                 connection.execute(select(func.pg_advisory_lock(key)))
                 connection.commit()
             try:
+                refuse_unknown_revision(connection, schema)
                 log.info(
                     "migrating",
                     extra={"database": settings.safe_database_description(), "to": revision},
@@ -78,6 +84,16 @@ def run_migrations(
                     connection.commit()
     finally:
         engine.dispose()
+
+
+def refuse_unknown_revision(connection: Connection, schema: ServiceSchema) -> None:
+    """Raise SchemaAheadError when the version table holds a revision this code lacks."""
+    context = MigrationContext.configure(connection, opts={"version_table": schema.version_table})
+    current = context.get_current_heads()
+    connection.commit()  # end the read's transaction; the upgrade runs in its own
+    unknown = schema.unknown_revision(current)
+    if unknown is not None:
+        raise SchemaAheadError(unknown, schema.head)
 
 
 def run_env(context: EnvironmentContext, target_metadata: MetaData) -> None:

@@ -57,6 +57,12 @@ class ServiceSettings(BaseSettings):
         description="seconds to wait for an unreachable database at start before exiting 1",
         json_schema_extra=MIGRATE,
     )
+    migrate_on_start: bool = Field(
+        default=True,
+        description="serve migrates the schema to head before serving (dev mode); false: "
+        "never (in Kubernetes a migration Job runs `migrate` once per version), and "
+        "/health/ready answers 503 while the schema is older than this version needs",
+    )
     api_key: SecretStr | None = Field(
         default=None,
         description="the X-API-Key that writes must carry; unset: writes are refused (503)",

@@ -7,14 +7,14 @@ import sys
 from bookstore_common.cli import run_cli
 from bookstore_common.migrations import run_migrations
 
-from bookstore_orders.config import OrdersSettings
+from bookstore_orders.config import SCHEMA, OrdersSettings
 
-VERSION_TABLE = "alembic_version_orders"
+VERSION_TABLE = SCHEMA.version_table
 
 
 def migrate(settings: OrdersSettings) -> None:
     """Upgrade the orders schema to head (once, even from many processes at a time)."""
-    run_migrations(settings, package="bookstore_orders", version_table=VERSION_TABLE)
+    run_migrations(settings, package=SCHEMA.package, version_table=VERSION_TABLE)
 
 
 def main() -> int:
@@ -24,6 +24,7 @@ def main() -> int:
         settings_factory=OrdersSettings,
         app_factory="bookstore_orders.app:create_app_from_env",
         migrate=migrate,
+        schema=SCHEMA,
     )
 
 

@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 
 from bookstore_common.app import create_service_app, freeze_startup_heap
+from bookstore_common.health import install_schema_check
 from fastapi import FastAPI
 
 from bookstore_orders import __version__
@@ -22,7 +23,7 @@ from bookstore_orders.catalog_client import (
 )
 from bookstore_orders.circuit_breaker import CircuitBreaker
 from bookstore_orders.compensation import OrderCompensator
-from bookstore_orders.config import OrdersSettings
+from bookstore_orders.config import SCHEMA, OrdersSettings
 from bookstore_orders.metrics import observe_circuit_state
 from bookstore_orders.routes import router
 from bookstore_orders.service import OrdersService
@@ -74,6 +75,7 @@ def create_app(settings: OrdersSettings) -> FastAPI:
         lifespan=catalog_lifespan,
         raw_pool=True,
     )
+    install_schema_check(app, SCHEMA)
     app.include_router(router)
     return app
 
