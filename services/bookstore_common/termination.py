@@ -43,19 +43,23 @@ def render(payload: dict[str, Any]) -> str:
     return json.dumps(payload | {"message": _ELLIPSIS}, ensure_ascii=False)
 
 
-def _writable(path: Path) -> bool:
-    """Whether the message can be written: the file is writable (Kubernetes mounts it), or
-    it is absent and its directory exists and is writable. Outside a pod: usually neither."""
+def _writable(path: Path, *, may_create: bool) -> bool:
+    """Whether the message can be written: the file is writable (Kubernetes mounts it in
+    every container), or it may be created: absent, its directory writable."""
     if path.exists():
         return path.is_file() and os.access(path, os.W_OK)
-    return path.parent.is_dir() and os.access(path.parent, os.W_OK)
+    return may_create and path.parent.is_dir() and os.access(path.parent, os.W_OK)
 
 
 def write_termination_message(payload: dict[str, Any]) -> None:
-    """Write `payload` to the termination message file when there is one; never raises."""
+    """Write `payload` to the termination message file when there is one; never raises.
+
+    The default path is only written when it exists (in a pod), so `migrate` run by hand, even
+    as root, leaves no /dev/termination-log behind; a path set explicitly is created.
+    """
     path = termination_message_path()
     try:
-        if not _writable(path):
+        if not _writable(path, may_create=bool(os.environ.get(TERMINATION_MESSAGE_ENV))):
             return
         path.write_text(render(payload), encoding="utf-8")
     except OSError as error:
