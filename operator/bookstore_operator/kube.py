@@ -4,7 +4,9 @@ Calls go through `client.Kube` (raw, generic, bounded and timed; re-exported her
 are written with server-side apply as field
 manager `bookstore-operator` (see `apply`): keyed lists merge with what webhooks inject,
 fields the spec dropped are removed, and fields others own (HPA-owned replicas, server
-defaults) stay theirs. Generated Secrets are created once and never written again.
+defaults) stay theirs. Generated Secrets are created once and never written again. A workload
+an earlier operator release wrote keeps its pod template until the Bookstore's spec or version
+changes (`templates`), so upgrading the operator restarts no pod.
 """
 
 from __future__ import annotations
@@ -12,11 +14,12 @@ from __future__ import annotations
 import copy
 import dataclasses
 import logging
-from collections.abc import Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
+from bookstore_operator import templates
 from bookstore_operator.apply import (
     FIELD_MANAGER,
     HANDOVER_MANAGER,
@@ -119,6 +122,7 @@ async def apply_children(
     """Bring every child to its desired state (or, with write=False, only look at them)."""
     report = ApplyReport()
     scaled = autoscaled(desired)
+    spec_applied = SpecApplied(kube, store)
     for key, manifest in desired.items():
         live = await kube.get(key.api_version, key.kind, store.namespace, key.name)
         report.live[key] = live
@@ -130,6 +134,7 @@ async def apply_children(
             if manifest is None:
                 await _remove(kube, store, key, live, report, write=write)
             else:
+                manifest = await release_manifest(manifest, live, spec_applied)
                 body = desired_body(key, manifest, live, scaled)
                 scaled_here = "replicas" in creation_only(key, scaled)
                 await _converge(
@@ -138,6 +143,38 @@ async def apply_children(
         except ApiException as exc:
             raise ChildWriteError(label(key), exc) from exc
     return report
+
+
+class SpecApplied:
+    """Whether the Bookstore's spec was applied at its generation (templates.spec_applied),
+    read from the API server once, and only when a workload could keep its template."""
+
+    def __init__(self, kube: Kube, store: Bookstore) -> None:
+        self._kube, self._store = kube, store
+        self._answer: bool | None = None
+
+    async def __call__(self) -> bool:
+        if self._answer is None:
+            store = self._store
+            found = await self._kube.get(
+                BOOKSTORE_API_VERSION, "Bookstore", store.namespace, store.name
+            )
+            self._answer = templates.spec_applied(found, store.generation)
+        return self._answer
+
+
+async def release_manifest(
+    manifest: dict[str, Any],
+    live: Mapping[str, Any] | None,
+    spec_applied: Callable[[], Awaitable[bool]],
+) -> dict[str, Any]:
+    """The manifest to apply: a workload an earlier release wrote keeps its pod template while
+    rolling it would bring nothing the spec asked for (see `templates`); every other gets
+    this release's marker."""
+    template = None if live is None else templates.held_template(manifest, live)
+    if live is not None and template is not None and await spec_applied():
+        return templates.holding(manifest, template, live)
+    return templates.marked(manifest)
 
 
 async def _remove(

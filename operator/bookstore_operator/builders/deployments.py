@@ -65,6 +65,8 @@ def service_env(store: Bookstore, service: Service) -> list[Manifest]:
         _value_env("HOST", "0.0.0.0"),  # noqa: S104 - a container listens on its pod IP
         _value_env("PORT", str(SERVICE_PORT)),
         _value_env("LOG_LEVEL", "info"),
+        # The migration Job of each version migrates, before the rollout (builders.migrations).
+        _value_env("MIGRATE_ON_START", "false"),
         *database_env(store, service),
         _secret_env("API_KEY", store.api_key_secret_name, API_KEY_SECRET_KEY),
     ]
@@ -95,8 +97,8 @@ def service_container(store: Bookstore, service: Service) -> Manifest:
         "command": [f"bookstore-{service}"],
         "ports": [{"name": "http", "containerPort": SERVICE_PORT, "protocol": "TCP"}],
         "env": service_env(store, service),
-        # Migrations run at start: allow up to 5 minutes before liveness takes over.
-        "startupProbe": _http_probe("/health/live", period=5, failures=60),
+        # No migration at start (MIGRATE_ON_START): a minute to start before liveness takes over.
+        "startupProbe": _http_probe("/health/live", period=2, failures=30),
         "readinessProbe": _http_probe("/health/ready", period=5, failures=3),
         "livenessProbe": _http_probe("/health/live", period=10, failures=3),
         # Keep serving while endpoints drop this pod, so a rollout loses no request.

@@ -99,6 +99,18 @@ def test_container_runs_its_command_from_the_resolved_image(component: str) -> N
 
 
 @pytest.mark.parametrize("component", ["catalog", "orders"])
+def test_pods_never_migrate_at_start_so_a_minute_to_start_is_enough(component: str) -> None:
+    spec = container(store_for("defaults"), component)
+    assert env_of(store_for("defaults"), component)["MIGRATE_ON_START"] == {
+        "name": "MIGRATE_ON_START",
+        "value": "false",
+    }
+    probe = spec["startupProbe"]
+    assert probe["httpGet"] == {"path": "/health/live", "port": "http"}
+    assert probe["periodSeconds"] * probe["failureThreshold"] == 60
+
+
+@pytest.mark.parametrize("component", ["catalog", "orders"])
 def test_autoscaled_deployment_starts_at_min_replicas_and_its_hpa_targets_it(
     component: str,
 ) -> None:
