@@ -143,6 +143,17 @@ def _route_service(network: Network, service: dict[str, Any], process: Container
         network.route(service["metadata"]["name"], int(port["port"]), process.ports[int(target)])
 
 
+def _migrate(
+    deployment: dict[str, Any], process: ContainerProcess, namespace: Namespace, network: Network
+) -> None:
+    """Play the migration Job the operator runs before any pod of a version serves: the
+    service's container with `migrate`, to success (the pods do not migrate at start)."""
+    job = ContainerProcess(process.container, namespace.sources, network, process.workdir)
+    job.argv = [*job.argv, "migrate"]
+    code = job.run_to_completion()
+    assert code == 0, f"migrating {deployment['metadata']['name']} exited {code}:\n{job.log()}"
+
+
 def _start(
     deployment: dict[str, Any], process: ContainerProcess, namespace: Namespace, network: Network
 ) -> None:
@@ -187,6 +198,7 @@ def running_store(request: pytest.FixtureRequest) -> Iterator[RunningStore]:
                 network, namespace.get("Service", namespace.store.child_name(name)), processes[name]
             )
             running.append(processes[name])
+            _migrate(deployment, processes[name], namespace, network)
             _start(deployment, processes[name], namespace, network)
         for process in processes.values():
             process.wait_for_probe("readinessProbe")
