@@ -92,7 +92,7 @@ async def ready(request: Request) -> HealthStatus:
         if not state.servable:
             detail = check.schema.not_ready_detail(revisions)
             log.warning(
-                "not ready: the schema is older than this version needs",
+                "not ready: the schema is not at this version's head yet",
                 extra={"revisions": list(revisions), "head": check.schema.head},
             )
             raise UnavailableError(detail, retry_after=SCHEMA_RETRY_AFTER_SECONDS)
