@@ -46,6 +46,8 @@ CHILDREN = (
     ("policy/v1", "poddisruptionbudgets"),
     ("networking.k8s.io/v1", "networkpolicies"),
     ("networking.k8s.io/v1", "ingresses"),
+    # A migration Job finishing is what lets an upgrade go on (upgrades.observe_rollout).
+    ("batch/v1", "jobs"),
 )
 CHILD_RESOURCES = frozenset(
     (*api_version.rpartition("/")[::2], plural) for api_version, plural in CHILDREN

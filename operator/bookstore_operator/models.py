@@ -104,6 +104,16 @@ class Ingress(_Model):
     tls_secret_name: str = ""
 
 
+DEFAULT_PROGRESS_DEADLINE_SECONDS = 600
+
+
+class Upgrade(_Model):
+    """How a new version rolls out: how long new pods may take, and what happens then."""
+
+    progress_deadline_seconds: int = DEFAULT_PROGRESS_DEADLINE_SECONDS
+    auto_rollback: bool = True
+
+
 class BookstoreSpec(_Model):
     version: str = ""
     image: str = ""
@@ -113,6 +123,7 @@ class BookstoreSpec(_Model):
     auth: Auth = Auth()
     network_policy: NetworkPolicySpec = NetworkPolicySpec()
     ingress: Ingress = Ingress()
+    upgrade: Upgrade = Upgrade()
     sample_data: bool = False
     paused: bool = False
 
@@ -159,6 +170,11 @@ class Bookstore(_Model):
             image=f"{repository}:{version}",
             image_pull_policy=settings.image_pull_policy,
         )
+
+    def at_version(self, version: str) -> Bookstore:
+        """This Bookstore with its services at another version (same image repository)."""
+        repository = self.image.removesuffix(f":{self.version}")
+        return self.model_copy(update={"version": version, "image": f"{repository}:{version}"})
 
     def child_name(self, suffix: str = "") -> str:
         """`<name>-<suffix>`, the naming rule of every child (DESIGN.md)."""

@@ -15,12 +15,18 @@ from typing import Any, cast
 import kopf
 from kubernetes.client.exceptions import ApiException
 
-from bookstore_operator import builders, kube
+from bookstore_operator import builders, kube, upgrades
 from bookstore_operator.errors import ChildWriteError, UserFixableError, classify
 from bookstore_operator.inputs import check_database_secret, check_inputs
 from bookstore_operator.models import Bookstore
 from bookstore_operator.settings import OperatorSettings
-from bookstore_operator.status import Observed, Problem, compute_status, current_storage
+from bookstore_operator.status import (
+    Observed,
+    Problem,
+    compute_status,
+    current_storage,
+    rollout_problems,
+)
 
 # How an API server refuses to grow a PVC: 403 (StorageClass without allowVolumeExpansion,
 # or a statically provisioned volume) or 422 (the claim cannot change that way).
@@ -39,10 +45,13 @@ async def reconcile(
     problems: list[Problem] = []
     store = await check_inputs(client, store, problems)
     new_passwords = await check_database_secret(client, store, problems)
-    report, refusals = await reconcile_children(client, store, problems, new_passwords)
-    claims = await reconcile_storage(client, store, report, problems, refusals)
-    observed = await observe(client, store, report, problems, claims)
     previous = body.get("status") or {}
+    plan = await upgrades.observe_rollout(client, store, previous)
+    inputs_ok = not problems
+    report, refusals = await reconcile_children(client, store, problems, new_passwords, plan)
+    await reconcile_migrations(client, store, plan, report, problems, refusals, inputs_ok)
+    claims = await reconcile_storage(client, store, report, problems, refusals)
+    observed = await observe(client, store, report, problems, claims, plan)
     now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     status = compute_status(store, observed, previous, now)
     announce(body, report, previous, status)
@@ -55,19 +64,28 @@ async def reconcile(
 
 
 async def reconcile_children(
-    client: kube.Kube, store: Bookstore, problems: list[Problem], new_passwords: bool
+    client: kube.Kube,
+    store: Bookstore,
+    problems: list[Problem],
+    new_passwords: bool,
+    plan: upgrades.Plan,
 ) -> tuple[kube.ApplyReport, list[ChildWriteError]]:
     """Apply the children unless inputs are missing; paused means look, do not touch.
 
     A child the API server refuses becomes a problem (so the status says so in this very
     reconcile) and the others are still applied, except after a refused Secret: the
     workloads need it. The refusals are returned for the caller to raise after the status.
+    The Deployments run the version the upgrade plan says, and are left alone while a
+    migration is pending or failed.
     """
     report = kube.ApplyReport()
     refusals: list[ChildWriteError] = []
     if problems:
         return report, refusals
-    for desired in (generated_secrets(store, new_passwords), builders.build_children(store)):
+    children = builders.build_children(
+        store, workloads=plan.workloads, hold_workloads=plan.hold_workloads
+    )
+    for desired in (generated_secrets(store, new_passwords), children):
         for unit in apply_units(desired):
             try:
                 merge_report(report, await apply_unit(client, store, unit))
@@ -77,6 +95,28 @@ async def reconcile_children(
             break
     problems += [refusal_problem(refusal) for refusal in refusals]
     return report, refusals
+
+
+async def reconcile_migrations(
+    client: kube.Kube,
+    store: Bookstore,
+    plan: upgrades.Plan,
+    report: kube.ApplyReport,
+    problems: list[Problem],
+    refusals: list[ChildWriteError],
+    inputs_ok: bool,
+) -> None:
+    """Create the migration Jobs a new version needs (after the Secrets and the database
+    they use), unless paused, an input is missing or a Secret was refused; report what the
+    upgrade needs the user to fix."""
+    secret_refused = any(refusal.child.startswith("Secret/") for refusal in refusals)
+    if inputs_ok and not secret_refused and not store.spec.paused:
+        try:
+            report.created.extend(await upgrades.start_migrations(client, plan))
+        except ChildWriteError as refusal:
+            refusals.append(refusal)
+            problems.append(refusal_problem(refusal))
+    problems += rollout_problems(plan.rollout)
 
 
 def apply_units(desired: Desired) -> list[Desired]:
@@ -200,6 +240,7 @@ async def observe(
     report: kube.ApplyReport,
     problems: list[Problem],
     claims: list[dict[str, Any]],
+    plan: upgrades.Plan,
 ) -> Observed:
     """The workloads' real state (read now if the apply pass did not) and every problem."""
     keys = workload_keys(store)
@@ -225,6 +266,7 @@ async def observe(
         in_sync=not report.drifted,
         changed=report.changed,
         claims=tuple(claims),
+        rollout=plan.rollout,
     )
 
 
@@ -263,9 +305,13 @@ def announce(
     `Repaired` event, and Ready does not flap (status.compute_status).
     """
     target = kopf.Body(cast(kopf.RawBody, dict(body)))
-    repaired = previous.get("observedGeneration") == status["observedGeneration"] and previous.get(
-        "phase"
-    ) in ("Ready", "Progressing")
+    # A version change writes at a generation already reported too: not a repair.
+    upgrading = bool(previous.get("targetVersion") or status.get("targetVersion"))
+    repaired = (
+        previous.get("observedGeneration") == status["observedGeneration"]
+        and previous.get("phase") in ("Ready", "Progressing")
+        and not upgrading
+    )
     for verb, names in (
         ("Created", report.created),
         ("Updated", report.updated),

@@ -13,6 +13,7 @@ from typing import Any, Literal
 from kubernetes.utils.quantity import parse_quantity
 
 from bookstore_operator.models import Bookstore, Component
+from bookstore_operator.rollout import Rollout, migrating_message, rollout_problem
 
 # DESIGN.md fixes the services' port; the builders use the same number for the Services.
 SERVICE_PORT = 8000
@@ -39,6 +40,7 @@ class Observed:
     in_sync: bool = True  # every child already matched its desired state
     changed: bool = False  # this reconcile wrote to children
     claims: Sequence[Mapping[str, Any]] = ()  # the database's data PVCs that exist
+    rollout: Rollout | None = None  # None: no version change to follow (unit tests)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,8 +64,10 @@ def compute_status(
     catalog = _deployment_verdict("catalog", observed.catalog, store.spec.catalog)
     orders = _deployment_verdict("orders", observed.orders, store.spec.orders)
     components = (database, catalog, orders)
-    progressing = _progressing_verdict(store, observed, components, spec_changed=spec_changed)
     ready = _ready_verdict(store, observed, components, spec_changed=spec_changed)
+    progressing = _progressing_verdict(
+        store, observed, components, spec_changed=spec_changed, ready=ready.ok
+    )
     verdicts = {
         "Ready": ready,
         "DatabaseReady": database,
@@ -79,7 +83,7 @@ def compute_status(
     status: dict[str, Any] = {
         "observedGeneration": store.generation,
         "phase": _phase(observed, ready, progressing),
-        "version": store.version if ready.ok else str(previous_status.get("version") or ""),
+        "version": _serving_version(store, observed.rollout, previous_status, ready=ready.ok),
         "conditions": conditions,
         "catalog": _replicas(observed.catalog),
         "orders": _replicas(observed.orders),
@@ -88,10 +92,61 @@ def compute_status(
             for component in ("catalog", "orders")
         },
     }
+    status.update(_upgrade_fields(observed.rollout, ready=ready.ok))
+    database_status: dict[str, Any] = {}
     storage = current_storage(observed.claims)
     if storage is not None and not store.spec.database.is_external:
-        status["database"] = {"storage": storage}
+        database_status["storage"] = storage
+    revisions = _schema_revisions(observed.rollout, previous_status)
+    if revisions:
+        database_status["schemaRevision"] = revisions
+    if database_status:
+        status["database"] = database_status
     return status
+
+
+def rollout_problems(rollout: Rollout) -> list[Problem]:
+    """The problem a version change reports, if the user must act on it."""
+    found = rollout_problem(rollout)
+    return [] if found is None else [Problem(*found)]
+
+
+def _serving_version(
+    store: Bookstore, rollout: Rollout | None, previous: Mapping[str, Any], *, ready: bool
+) -> str:
+    """status.version: the version serving everywhere, which moves only once a rollout ends."""
+    if rollout is None or rollout.stage == "Serving":
+        return store.version if ready else str(previous.get("version") or "")
+    if rollout.stage == "RollingOut" and ready:
+        return rollout.target
+    return rollout.serving
+
+
+def _upgrade_fields(rollout: Rollout | None, *, ready: bool) -> dict[str, Any]:
+    if rollout is None:
+        return {}
+    fields: dict[str, Any] = {}
+    finished = rollout.stage == "RollingOut" and ready
+    if rollout.stage not in ("Serving", "RolledBack") and not finished:
+        fields["targetVersion"] = rollout.target
+    if rollout.rolled_back_from:
+        fields["rolledBackFrom"] = rollout.rolled_back_from
+    return fields
+
+
+def _schema_revisions(rollout: Rollout | None, previous: Mapping[str, Any]) -> dict[str, str]:
+    """The schema revision per service: the last one a migration Job reported."""
+    revisions = {
+        str(service): str(revision)
+        for service, revision in (
+            (previous.get("database") or {}).get("schemaRevision") or {}
+        ).items()
+    }
+    for migration in rollout.migrations if rollout is not None else ():
+        revision = migration.revision or migration.head
+        if migration.state == "Succeeded" and revision:
+            revisions[migration.service] = revision
+    return revisions
 
 
 def current_storage(claims: Sequence[Mapping[str, Any]]) -> str | None:
@@ -197,7 +252,12 @@ def _database_verdict(store: Bookstore, observed: Observed) -> Verdict:
 
 
 def _progressing_verdict(
-    store: Bookstore, observed: Observed, components: Sequence[Verdict], *, spec_changed: bool
+    store: Bookstore,
+    observed: Observed,
+    components: Sequence[Verdict],
+    *,
+    spec_changed: bool,
+    ready: bool,
 ) -> Verdict:
     if store.spec.paused:
         return Verdict(
@@ -205,12 +265,28 @@ def _progressing_verdict(
         )
     if observed.problems:
         return Verdict(False, observed.problems[0].reason, observed.problems[0].message)
+    rollout = observed.rollout
+    if rollout is not None and rollout.holding:
+        return Verdict(True, "Migrating", migrating_message(rollout))
+    if rollout is not None and rollout.stage == "RollingOut" and not ready:
+        return Verdict(True, "RollingOut", _rolling_out_message(rollout, observed))
     waiting = [v.message for v in components if v.rolling]
     applied = spec_changed and (observed.changed or not observed.in_sync)
     if applied or waiting:
         detail = "; ".join(waiting) or "applying changes to the children"
         return Verdict(True, "RolloutInProgress", f"Generation {store.generation}: {detail}")
     return Verdict(False, "RolloutComplete", f"Generation {store.generation} is fully rolled out")
+
+
+def _rolling_out_message(rollout: Rollout, observed: Observed) -> str:
+    updated = desired = 0
+    for deployment in (observed.catalog, observed.orders):
+        if deployment is None:
+            continue
+        desired += _desired_replicas(deployment)
+        if _rolled_out(deployment):
+            updated += int((deployment.get("status") or {}).get("updatedReplicas", 0))
+    return f"Version {rollout.target}: {updated}/{desired} pods updated"
 
 
 def _ready_verdict(
@@ -222,6 +298,8 @@ def _ready_verdict(
         return Verdict(
             False, "Paused", "spec.paused is true: the current spec is not applied to the children"
         )
+    if observed.rollout is not None and observed.rollout.holding:
+        return Verdict(False, "Migrating", migrating_message(observed.rollout))
     not_ready = [v.message for v in components if not v.ok]
     if not_ready:
         return Verdict(False, "ComponentsNotReady", "; ".join(not_ready))

@@ -16,6 +16,12 @@ from bookstore_operator.builders.common import (
     selector_labels,
 )
 from bookstore_operator.builders.database import build_claim_growth, postgres_claim_name
+from bookstore_operator.builders.migrations import (
+    JOB_NAME_LABEL,
+    MIGRATION_CONTAINER,
+    build_migration_job,
+    migration_job_name,
+)
 from bookstore_operator.builders.secrets import build_api_key_secret, build_database_secret
 
 __all__ = [
@@ -23,6 +29,8 @@ __all__ = [
     "CATALOG_PASSWORD_KEY",
     "DATABASE_SECRET_KEYS",
     "EXTERNAL_SECRET_KEYS",
+    "JOB_NAME_LABEL",
+    "MIGRATION_CONTAINER",
     "ORDERS_PASSWORD_KEY",
     "POSTGRES_PASSWORD_KEY",
     "POSTGRES_PORT",
@@ -33,8 +41,10 @@ __all__ = [
     "build_children",
     "build_claim_growth",
     "build_database_secret",
+    "build_migration_job",
     "instance_labels",
     "labels",
+    "migration_job_name",
     "postgres_claim_name",
     "selector_labels",
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from bookstore_operator.builders.common import SERVICES
+from bookstore_operator.builders.common import SERVICES, Service
 from bookstore_operator.builders.database import (
     build_postgres_init_config_map,
     build_postgres_service,
@@ -29,12 +29,18 @@ class ChildKey(NamedTuple):
     name: str
 
 
-def build_children(store: Bookstore) -> dict[ChildKey, dict[str, Any] | None]:
-    """Every child the operator may own (secrets aside), None where it must not exist.
+def build_children(
+    store: Bookstore, *, workloads: Bookstore | None = None, hold_workloads: bool = False
+) -> dict[ChildKey, dict[str, Any] | None]:
+    """Every child the operator may own (secrets and migration Jobs aside), None where it
+    must not exist.
 
     The keys depend on the Bookstore's name only, so a child the spec no longer wants is
     always found and deleted; order is creation order: configuration, Services and
     policies before the workloads that use them, autoscalers after their targets.
+    `workloads` is the Bookstore at the version the Deployments run (default: `store`; the
+    serving version after a rollback); `hold_workloads` leaves the Deployments and their
+    HorizontalPodAutoscalers out, so nothing writes them while a migration runs or failed.
     """
     name = store.child_name
     children: dict[ChildKey, dict[str, Any] | None] = {
@@ -49,15 +55,25 @@ def build_children(store: Bookstore) -> dict[ChildKey, dict[str, Any] | None]:
         store
     )
     for service in SERVICES:
-        children[ChildKey("apps/v1", "Deployment", name(service))] = build_deployment(
-            store, service
-        )
+        if not hold_workloads:
+            children[ChildKey("apps/v1", "Deployment", name(service))] = _deployment(
+                workloads or store, service
+            )
     for service in SERVICES:
-        children[ChildKey("autoscaling/v2", "HorizontalPodAutoscaler", name(service))] = (
-            build_horizontal_pod_autoscaler(store, service)
-        )
+        if not hold_workloads:
+            children[ChildKey("autoscaling/v2", "HorizontalPodAutoscaler", name(service))] = (
+                build_horizontal_pod_autoscaler(store, service)
+            )
         children[ChildKey("policy/v1", "PodDisruptionBudget", name(service))] = (
             build_pod_disruption_budget(store, service)
         )
     children[ChildKey("networking.k8s.io/v1", "Ingress", name())] = build_ingress(store)
     return children
+
+
+def _deployment(store: Bookstore, service: Service) -> dict[str, Any]:
+    """The Deployment, with the Deployment controller's deadline from spec.upgrade: past it,
+    the controller reports ProgressDeadlineExceeded and the operator calls the rollout stuck."""
+    deployment = build_deployment(store, service)
+    deployment["spec"]["progressDeadlineSeconds"] = store.spec.upgrade.progress_deadline_seconds
+    return deployment

@@ -9,7 +9,8 @@ from bookstore_operator.builders.quantity import canonical_quantity, parse_quant
 from bookstore_operator.models import Bookstore
 
 Manifest = dict[str, Any]
-Component = Literal["catalog", "orders", "database"]
+# "migration": the pods of the migration Jobs (builders.migrations).
+Component = Literal["catalog", "orders", "database", "migration"]
 Service = Literal["catalog", "orders"]
 SERVICES: tuple[Service, ...] = ("catalog", "orders")
 

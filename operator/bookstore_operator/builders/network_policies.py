@@ -97,14 +97,15 @@ def _allow_database(store: Bookstore) -> Manifest:
         # The external server's address is only known to DNS: allow its port anywhere.
         port = int(facts.port) if facts is not None else POSTGRES_PORT
         spec: Manifest = {
-            "podSelector": _pods(store, ("catalog", "orders")),
+            "podSelector": _pods(store, ("catalog", "orders", "migration")),
             "policyTypes": ["Egress"],
             "egress": [{"ports": [_tcp(port)]}],
         }
     else:
-        services = [_peer(store, "catalog"), _peer(store, "orders")]
+        # The migration Jobs' pods reach the database too (builders.migrations).
+        services = [_peer(store, "catalog"), _peer(store, "orders"), _peer(store, "migration")]
         spec = {
-            "podSelector": _pods(store, ("catalog", "orders", "database")),
+            "podSelector": _pods(store, ("catalog", "database", "migration", "orders")),
             "policyTypes": ["Ingress", "Egress"],
             "ingress": [{"from": services, "ports": [_tcp(POSTGRES_PORT)]}],
             "egress": [{"to": [_peer(store, "database")], "ports": [_tcp(POSTGRES_PORT)]}],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import json
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterator
@@ -28,6 +29,9 @@ from tests.operator.runtime.emulator import Emulator  # noqa: E402
 NAMESPACE = "shop"
 BOOKSTORES = f"/apis/bookstore.dev/v1alpha1/namespaces/{NAMESPACE}/bookstores"
 CLAIMS = f"/api/v1/namespaces/{NAMESPACE}/persistentvolumeclaims"
+JOBS = f"/apis/batch/v1/namespaces/{NAMESPACE}/jobs"
+PODS = f"/api/v1/namespaces/{NAMESPACE}/pods"
+SCHEMA_HEAD = "0005"
 TIMEOUT = 30.0
 
 
@@ -228,31 +232,159 @@ async def create_claims(emulator: Emulator, statefulset: dict[str, Any]) -> None
             await api(emulator, "POST", CLAIMS, body)
 
 
-async def mark_workloads_ready(emulator: Emulator, name: str, *, database: bool = True) -> None:
-    """Play the Deployment and StatefulSet controllers: every workload rolled out and ready."""
+def migration_jobs(emulator: Emulator, name: str) -> list[dict[str, Any]]:
+    """The migration Jobs of a Bookstore, as the API server holds them."""
+    return [
+        job
+        for job in emulator.live_items("batch/v1/jobs")
+        if job["metadata"]["labels"].get("app.kubernetes.io/instance") == name
+    ]
+
+
+def finished(job: dict[str, Any]) -> bool:
+    """The Job controller has marked the Job Complete or Failed."""
+    conditions = (job.get("status") or {}).get("conditions") or []
+    return any(c["type"] in ("Complete", "Failed") and c["status"] == "True" for c in conditions)
+
+
+async def finish_job(
+    emulator: Emulator,
+    job: dict[str, Any],
+    *,
+    exit_code: int = 0,
+    message: str | None = None,
+    log: str = "",
+) -> dict[str, Any]:
+    """Play the Job controller and the kubelet: one pod of the Job ran and exited with
+    `exit_code`, its termination message (default: `migrate`'s success report) and log; then
+    the Job is Complete (exit 0) or Failed (podFailurePolicy on 3, else out of retries)."""
+    meta = job["metadata"]
+    service = meta["labels"]["bookstore.dev/service"]
+    if message is None:
+        report = {"service": service, "outcome": "migrated", "revision": SCHEMA_HEAD}
+        message = json.dumps({**report, "head": SCHEMA_HEAD})
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "generateName": f"{meta['name']}-",
+            "labels": {
+                **job["spec"]["template"]["metadata"]["labels"],
+                "batch.kubernetes.io/job-name": meta["name"],
+                "job-name": meta["name"],
+            },
+            "ownerReferences": [
+                {
+                    "apiVersion": "batch/v1",
+                    "kind": "Job",
+                    "name": meta["name"],
+                    "uid": meta["uid"],
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
+        },
+        "spec": job["spec"]["template"]["spec"],
+    }
+    created = await api(emulator, "POST", PODS, pod)
+    pod_name = created["metadata"]["name"]
+    emulator.pod_logs[(NAMESPACE, pod_name)] = log
+    terminated = {
+        "exitCode": exit_code,
+        "reason": "Completed" if exit_code == 0 else "Error",
+        "message": message,
+    }
+    pod_status = {
+        "phase": "Succeeded" if exit_code == 0 else "Failed",
+        "containerStatuses": [
+            {"name": "migrate", "ready": False, "state": {"terminated": terminated}}
+        ],
+    }
+    await api(emulator, "PATCH", f"{PODS}/{pod_name}/status", {"status": pod_status}, merge=True)
+    if exit_code == 0:
+        condition = {"type": "Complete", "status": "True", "reason": "CompletionsReached"}
+        counts = {"succeeded": 1}
+    else:
+        reason = "PodFailurePolicy" if exit_code == 3 else "BackoffLimitExceeded"
+        condition = {"type": "Failed", "status": "True", "reason": reason}
+        counts = {"failed": 1}
+    status = {**counts, "conditions": [condition]}
+    return await api(
+        emulator, "PATCH", f"{JOBS}/{meta['name']}/status", {"status": status}, merge=True
+    )
+
+
+async def complete_migrations(emulator: Emulator, name: str) -> int:
+    """Play the Job controller: every unfinished migration Job of `name` succeeds."""
+    pending = [job for job in migration_jobs(emulator, name) if not finished(job)]
+    for job in pending:
+        await finish_job(emulator, job)
+    return len(pending)
+
+
+async def mark_ready(emulator: Emulator, plural: str, obj: dict[str, Any]) -> None:
+    """Play the Deployment or StatefulSet controller: the workload rolled out and ready."""
+    if plural == "statefulsets":
+        await create_claims(emulator, obj)
+    replicas = obj["spec"].get("replicas", 2)
+    status = {
+        "observedGeneration": obj["metadata"]["generation"],
+        "replicas": replicas,
+        "updatedReplicas": replicas,
+        "readyReplicas": replicas,
+        "availableReplicas": replicas,
+        "conditions": [{"type": "Available", "status": "True"}],
+    }
+    path = f"/apis/apps/v1/namespaces/{NAMESPACE}/{plural}/{obj['metadata']['name']}/status"
+    await api(emulator, "PATCH", path, {"status": status}, merge=True)
+
+
+def workloads(emulator: Emulator, plural: str, name: str) -> list[dict[str, Any]]:
+    """The Deployments or StatefulSets of a Bookstore."""
+    return [
+        obj
+        for obj in emulator.live_items(f"apps/v1/{plural}")
+        if obj["metadata"]["labels"].get("app.kubernetes.io/instance") == name
+    ]
+
+
+async def migrate_first_version(emulator: Emulator, name: str) -> None:
+    """Play the StatefulSet and Job controllers: the database ready, then both migration
+    Jobs of the Bookstore's first version created by the operator and complete."""
+
+    async def migrated() -> bool:
+        for statefulset in workloads(emulator, "statefulsets", name):
+            await mark_ready(emulator, "statefulsets", statefulset)
+        await complete_migrations(emulator, name)
+        jobs = migration_jobs(emulator, name)
+        return len(jobs) == 2 and all(finished(job) for job in jobs)
+
+    await eventually(migrated, what=f"the migration Jobs of {name}")
+
+
+async def release_deployments(emulator: Emulator, name: str, *, database: bool = True) -> None:
+    """Play the StatefulSet and Job controllers until the operator writes the Deployments:
+    the database ready, then the first version's migration Jobs complete."""
     expected = [("deployments", f"{name}-catalog"), ("deployments", f"{name}-orders")]
     expected += [("statefulsets", f"{name}-postgres")] if database else []
-    await eventually(
-        lambda: all(emulator.live(f"apps/v1/{p}", NAMESPACE, n) for p, n in expected),
-        what=f"workloads of {name}",
-    )
+
+    async def progressed() -> bool:
+        for statefulset in workloads(emulator, "statefulsets", name):
+            await mark_ready(emulator, "statefulsets", statefulset)
+        await complete_migrations(emulator, name)
+        return all(emulator.live(f"apps/v1/{p}", NAMESPACE, n) for p, n in expected)
+
+    await eventually(progressed, what=f"workloads of {name}")
+
+
+async def mark_workloads_ready(emulator: Emulator, name: str, *, database: bool = True) -> None:
+    """Play the StatefulSet, Job and Deployment controllers: the database ready, the
+    migration Jobs the operator then starts complete, and the Deployments it then writes
+    rolled out and ready."""
+    await release_deployments(emulator, name, database=database)
     for plural in ("deployments", "statefulsets"):
-        for obj in emulator.live_items(f"apps/v1/{plural}"):
-            if obj["metadata"]["labels"].get("app.kubernetes.io/instance") != name:
-                continue
-            if plural == "statefulsets":
-                await create_claims(emulator, obj)
-            replicas = obj["spec"].get("replicas", 2)
-            status = {
-                "observedGeneration": obj["metadata"]["generation"],
-                "replicas": replicas,
-                "updatedReplicas": replicas,
-                "readyReplicas": replicas,
-                "availableReplicas": replicas,
-                "conditions": [{"type": "Available", "status": "True"}],
-            }
-            path = f"/apis/apps/v1/namespaces/{NAMESPACE}/{plural}/{obj['metadata']['name']}/status"
-            await api(emulator, "PATCH", path, {"status": status}, merge=True)
+        for obj in workloads(emulator, plural, name):
+            await mark_ready(emulator, plural, obj)
 
 
 async def wait_ready(emulator: Emulator, name: str) -> dict[str, Any]:

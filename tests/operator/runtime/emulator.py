@@ -52,6 +52,8 @@ RESOURCES: list[tuple[str, str, bool, tuple[str, ...]]] = [
     ("policy/v1/poddisruptionbudgets", "PodDisruptionBudget", True, ("status",)),
     ("networking.k8s.io/v1/networkpolicies", "NetworkPolicy", True, ()),
     ("networking.k8s.io/v1/ingresses", "Ingress", True, ("status",)),
+    ("batch/v1/jobs", "Job", True, ("status",)),
+    ("v1/pods", "Pod", True, ("status", "log")),
     ("kopf.dev/v1/clusterkopfpeerings", "ClusterKopfPeering", False, ()),
     ("kopf.dev/v1/kopfpeerings", "KopfPeering", True, ()),
 ]
@@ -93,6 +95,8 @@ class Emulator(kmock.KubernetesEmulator):
     faults: dict[tuple[str, str], list[int]] = attrs.field(factory=dict, init=False)
     # (METHOD, plural) -> seconds to wait before serving such a request (a slow API server).
     latency: dict[tuple[str, str], float] = attrs.field(factory=dict, init=False)
+    # (namespace, pod) -> what GET pods/<pod>/log answers (the kubelet's part), as text/plain.
+    pod_logs: dict[tuple[str, str], str] = attrs.field(factory=dict, init=False)
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
@@ -177,6 +181,8 @@ class Emulator(kmock.KubernetesEmulator):
             await asyncio.sleep(
                 self.latency.get((request.method.value, request.resource.plural or ""), 0)
             )
+        if request.subresource == "log" and request.method.value == "GET":
+            return self._serve_log(request)
         action = request.action
         if request.resource is None or action not in {
             enums.action.CREATE,
@@ -198,6 +204,22 @@ class Emulator(kmock.KubernetesEmulator):
             else:
                 body, status = self._delete(request), 200
         return aiohttp.web.json_response(body, status=status)
+
+    def _serve_log(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
+        """A pod's log, its last `tailLines` lines and at most `limitBytes` bytes of them."""
+        if self.live("v1/pods", request.namespace, request.name or "") is None:
+            raise kmock.KubernetesObjectNotFoundError()
+        lines = self.pod_logs.get((request.namespace or "", request.name or ""), "").splitlines()
+        if "tailLines" in request.params:
+            lines = (
+                lines[-int(request.params["tailLines"]) :]
+                if int(request.params["tailLines"])
+                else []
+            )
+        text = "".join(f"{line}\n" for line in lines)
+        if "limitBytes" in request.params:
+            text = text.encode()[: int(request.params["limitBytes"])].decode(errors="ignore")
+        return aiohttp.web.Response(text=text, content_type="text/plain")
 
     def _key(self, request: rendering.Request, name: str | None = None) -> Any:
         return (request.resource, request.namespace, name or request.name)
@@ -379,8 +401,13 @@ class Emulator(kmock.KubernetesEmulator):
     )
 
     async def _serve_list(self, request: rendering.Request) -> rendering.Payload:
+        selector = _equality_selector(request.params.get("labelSelector", ""))
         async with self._lock:
-            items = [copy.deepcopy(o) for o in self._matching(request)]
+            items = [
+                copy.deepcopy(o)
+                for o in self._matching(request)
+                if selector.items() <= ((o.get("metadata") or {}).get("labels") or {}).items()
+            ]
             revision = self._revision
         return {"metadata": {"resourceVersion": str(revision)}, "items": items}
 
@@ -442,6 +469,12 @@ def _refuse_immutable_changes(plural: str, old: Mapping[str, Any], new: Mapping[
     raise kmock.KubernetesError(
         status=422, reason="Invalid", message=f"{name} is invalid: Forbidden: {message}"
     )
+
+
+def _equality_selector(selector: str) -> dict[str, str]:
+    """A labelSelector of `key=value` terms (the only form the operator sends) as a dict."""
+    terms = [term.partition("=") for term in selector.split(",") if term.strip()]
+    return {key.strip(): value.strip().lstrip("=") for key, _, value in terms}
 
 
 def _is_apply(request: rendering.Request) -> bool:

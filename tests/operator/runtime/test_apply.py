@@ -16,6 +16,7 @@ from tests.operator.runtime.conftest import (
     eventually,
     mark_workloads_ready,
     reconciles,
+    release_deployments,
     wait_ready,
 )
 from tests.operator.runtime.emulator import Emulator
@@ -56,9 +57,7 @@ async def test_injected_sidecar_stays_and_causes_no_writes_and_no_ready_flap(
     emulator: Emulator, operator: Operator
 ) -> None:
     await create_bookstore(emulator, "downtown")
-    await eventually(
-        lambda: emulator.live(DEPLOYMENTS, NAMESPACE, "downtown-catalog"), what="the Deployment"
-    )
+    await release_deployments(emulator, "downtown")
 
     def inject(obj: dict[str, Any]) -> None:
         pod = obj["spec"]["template"]["spec"]

@@ -14,6 +14,7 @@ from tests.operator.runtime.conftest import (
     create_bookstore,
     eventually,
     mark_workloads_ready,
+    migrate_first_version,
     reconciles,
     wait_ready,
 )
@@ -165,6 +166,7 @@ async def test_child_rejected_by_the_api_server_fails_the_bookstore_without_cras
 ) -> None:
     emulator.faults[("PATCH", "deployments")] = [422] * 1000
     await create_bookstore(emulator, "downtown")
+    await migrate_first_version(emulator, "downtown")
 
     def rejected() -> dict[str, Any] | None:
         store = bookstore(emulator, "downtown")

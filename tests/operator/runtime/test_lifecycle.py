@@ -13,13 +13,18 @@ from tests.operator.runtime.conftest import (
     BOOKSTORES,
     NAMESPACE,
     RESYNC_SECONDS,
+    SCHEMA_HEAD,
     Operator,
     api,
     bookstore,
+    complete_migrations,
     condition,
     create_bookstore,
     eventually,
+    mark_ready,
     mark_workloads_ready,
+    migration_jobs,
+    release_deployments,
     wait_ready,
 )
 from tests.operator.runtime.emulator import Emulator
@@ -36,6 +41,7 @@ PLURALS = {
     "Ingress": "networking.k8s.io/v1/ingresses",
 }
 CATALOG = ChildKey("apps/v1", "Deployment", "downtown-catalog")
+POSTGRES = ChildKey("apps/v1", "StatefulSet", "downtown-postgres")
 
 
 def existing(emulator: Emulator, key: ChildKey) -> dict[str, Any]:
@@ -59,7 +65,20 @@ async def test_create_makes_every_child_with_owner_labels_and_content(
     await create_bookstore(emulator, "downtown")
     uid = bookstore(emulator, "downtown")["metadata"]["uid"]
     desired = desired_children(emulator, "downtown")
+    # The Deployments (and their autoscalers) wait for the first version's migrations.
+    held = {key for key in desired if key.kind in ("Deployment", "HorizontalPodAutoscaler")}
 
+    await eventually(
+        lambda: all(
+            (live(emulator, k) is None) == (m is None) for k, m in desired.items() if k not in held
+        ),
+        what="every child but the Deployments and their autoscalers",
+    )
+    assert all(live(emulator, key) is None for key in held)
+    await mark_ready(emulator, "statefulsets", existing(emulator, POSTGRES))
+    await eventually(lambda: len(migration_jobs(emulator, "downtown")) == 2, what="2 Jobs")
+    assert all(live(emulator, key) is None for key in held)
+    await complete_migrations(emulator, "downtown")
     await eventually(
         lambda: all((live(emulator, k) is None) == (m is None) for k, m in desired.items()),
         what="every child",
@@ -118,7 +137,11 @@ async def test_children_marked_ready_make_the_bookstore_ready(
         "endpoints",
         "database",
     }
-    assert status["database"] == {"storage": "5Gi"}  # the data PVC's size
+    # The data PVC's size, and the schema revision each migration Job reported.
+    assert status["database"] == {
+        "storage": "5Gi",
+        "schemaRevision": {"catalog": SCHEMA_HEAD, "orders": SCHEMA_HEAD},
+    }
 
 
 async def test_spec_change_rolls_out_and_is_ready_at_the_new_generation(
@@ -184,7 +207,7 @@ async def test_deleted_bookstore_releases_finalizers_and_owns_every_child(
 ) -> None:
     await create_bookstore(emulator, "downtown")
     uid = bookstore(emulator, "downtown")["metadata"]["uid"]
-    await eventually(lambda: live(emulator, CATALOG), what="catalog Deployment")
+    await release_deployments(emulator, "downtown")
     await eventually(
         lambda: emulator.live_items("networking.k8s.io/v1/networkpolicies"), what="policies"
     )

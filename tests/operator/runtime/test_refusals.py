@@ -27,6 +27,7 @@ from tests.operator.runtime.conftest import (
     create_bookstore,
     eventually,
     mark_workloads_ready,
+    migrate_first_version,
     serving,
     wait_ready,
 )
@@ -135,6 +136,7 @@ async def test_quota_refusal_reaches_status_and_an_event_while_the_rest_is_appli
 ) -> None:
     emulator.refusals.append(Refusal("deployments", "downtown-orders", 403, "Forbidden", QUOTA))
     await create_bookstore(emulator, "downtown")
+    await migrate_first_version(emulator, "downtown")
 
     ready = await refused_in_one_reconcile(
         emulator, "QuotaExceeded", "Degraded", "Deployment/downtown-orders"
@@ -162,6 +164,7 @@ async def test_admission_webhook_denial_reaches_status_and_an_event(
     # A webhook's denial comes with the code it chose (400 when it gives none).
     emulator.refusals.append(Refusal("deployments", "downtown-catalog", status, "x", DENIED))
     await create_bookstore(emulator, "downtown")
+    await migrate_first_version(emulator, "downtown")
 
     ready = await refused_in_one_reconcile(
         emulator, "AdmissionDenied", phase, "Deployment/downtown-catalog"
@@ -177,6 +180,7 @@ async def test_invalid_child_fails_the_bookstore_and_the_others_are_still_applie
         Refusal("configmaps", "downtown-postgres-init", 422, "Invalid", message)
     )
     await create_bookstore(emulator, "downtown")
+    await migrate_first_version(emulator, "downtown")
 
     ready = await refused_in_one_reconcile(
         emulator, "ChildRejected", "Failed", "ConfigMap/downtown-postgres-init"

@@ -61,11 +61,14 @@ def test_orders_may_reach_catalog_on_the_service_port() -> None:
     ]
 
 
-def test_services_may_reach_the_in_cluster_database_on_5432() -> None:
+def test_services_and_migration_jobs_may_reach_the_in_cluster_database_on_5432() -> None:
     allow = policy("defaults", "allow-database")
     assert allow is not None
     assert allow["spec"]["ingress"] == [
-        {"from": [pods("catalog"), pods("orders")], "ports": [{"protocol": "TCP", "port": 5432}]}
+        {
+            "from": [pods("catalog"), pods("orders"), pods("migration")],
+            "ports": [{"protocol": "TCP", "port": 5432}],
+        }
     ]
     assert allow["spec"]["egress"] == [
         {"to": [pods("database")], "ports": [{"protocol": "TCP", "port": 5432}]}
@@ -77,7 +80,11 @@ def test_services_may_reach_an_external_database_on_its_port_only() -> None:
     assert allow is not None
     assert allow["spec"]["policyTypes"] == ["Egress"]
     assert allow["spec"]["egress"] == [{"ports": [{"protocol": "TCP", "port": 6432}]}]
-    assert allow["spec"]["podSelector"]["matchExpressions"][0]["values"] == ["catalog", "orders"]
+    assert allow["spec"]["podSelector"]["matchExpressions"][0]["values"] == [
+        "catalog",
+        "migration",
+        "orders",
+    ]
 
 
 def test_allow_from_admits_the_configured_peers_to_the_services_only() -> None:

@@ -28,6 +28,10 @@ REALISTIC_STATUS: dict[str, Any] = {
     "phase": "Ready",
     "observedGeneration": 4,
     "version": "0.1.0",
+    # Mid-upgrade: VERSION keeps showing status.version. (A status holds rolledBackFrom only
+    # until spec.version changes, so never beside a targetVersion; the schema allows both.)
+    "targetVersion": "0.2.0",
+    "rolledBackFrom": "0.1.1",
     "conditions": [
         {
             "type": kind,
@@ -41,7 +45,7 @@ REALISTIC_STATUS: dict[str, Any] = {
     ],
     "catalog": {"replicas": 2, "readyReplicas": 2, "ready": "2/2"},
     "orders": {"replicas": 3, "readyReplicas": 2, "ready": "2/3"},
-    "database": {"storage": "5Gi"},
+    "database": {"storage": "5Gi", "schemaRevision": {"catalog": "0005", "orders": "0003"}},
     "endpoints": {
         "catalog": "http://downtown-catalog.shops.svc:8000",
         "orders": "http://downtown-orders.shops.svc:8000",
