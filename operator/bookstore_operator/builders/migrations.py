@@ -42,14 +42,16 @@ HASH_LENGTH = 8
 def migration_job_name(store: Bookstore, service: Service) -> str:
     """`<name>-<service>-migrate-<version>-<hash of image>`, a DNS label of at most 63 chars.
 
-    The version is cut when the name would be too long; the hash of the whole image keeps
-    two versions (or two repositories) apart even then.
+    The version (then `-migrate`) is cut when the name would be too long; the hash of the
+    whole image keeps two versions (or two repositories) apart even then.
     """
     digest = hashlib.sha256(store.image.encode()).hexdigest()[:HASH_LENGTH]
     version = re.sub(r"[^a-z0-9]+", "-", store.version.lower()).strip("-") or "v"
     prefix = store.child_name(f"{service}-migrate")
     room = MAX_NAME_LENGTH - len(prefix) - len(digest) - 2
     version = version[: max(room, 0)].strip("-")
+    # A 40-character Bookstore name leaves no room for the version: the hash alone tells.
+    prefix = prefix[: MAX_NAME_LENGTH - len(digest) - 1].rstrip("-")
     return "-".join(part for part in (prefix, version, digest) if part)
 
 

@@ -7,7 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from bookstore_operator.builders import build_api_key_secret, build_children, build_database_secret
+from bookstore_operator.builders import (
+    SERVICES,
+    build_api_key_secret,
+    build_children,
+    build_database_secret,
+    build_migration_job,
+)
 from bookstore_operator.models import Bookstore, ExternalDatabaseFacts
 from bookstore_operator.settings import OperatorSettings
 
@@ -131,4 +137,5 @@ def all_manifests(store: Bookstore) -> list[dict[str, Any]]:
     for secret in (build_database_secret(store), build_api_key_secret(store)):
         if secret is not None:
             manifests.append(secret)
+    manifests.extend(build_migration_job(store, service) for service in SERVICES)
     return manifests
