@@ -93,7 +93,8 @@ revisions() {
   found=""
   for pair in catalog:alembic_version_catalog orders:alembic_version_orders; do
     service="${pair%%:*}" table="${pair#*:}"
-    pg_restore --data-only --table="$table" --file="$scratch" "$1" || fail "cannot read $table in $1"
+    pg_restore --data-only --table="$table" --file="$scratch" "$1" ||
+      fail "cannot read $table in $1"
     revision=$(awk '/^COPY /{copying = 1; next} $0 == "\\." {copying = 0}
       copying {printf "%s%s", sep, $0; sep = ","}' "$scratch")
     case "$revision" in *[!A-Za-z0-9_,]*) fail "unexpected revision '$revision' in $table" ;; esac
