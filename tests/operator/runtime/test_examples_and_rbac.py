@@ -15,7 +15,9 @@ from tests.operator.runtime.conftest import (
     create_bookstore,
     create_secret,
     eventually,
+    finish_job,
     mark_workloads_ready,
+    migration_jobs,
     wait_ready,
 )
 from tests.operator.runtime.emulator import Emulator
@@ -115,8 +117,30 @@ async def test_cluster_role_allows_every_request_and_nothing_unused(
     await api(emulator, "PATCH", store_path, grow, merge=True)
     await eventually(lambda: data_claim_storage(emulator) == "10Gi", what="the data PVC grown")
 
+    # A failed migration: the operator reads the Job's pod and the tail of its log.
+    await api(emulator, "PATCH", store_path, {"spec": {"version": "0.2.0"}}, merge=True)
+    job = await eventually(
+        lambda: [
+            j for j in migration_jobs(emulator, "downtown") if "-0-2-0-" in j["metadata"]["name"]
+        ],
+        what="a migration Job of 0.2.0",
+    )
+    await finish_job(emulator, job[0], exit_code=1, message="boom", log="Traceback: boom")
+    await eventually(
+        lambda: any(
+            c["reason"] == "MigrationFailed"
+            for c in (
+                emulator.live("bookstore.dev/v1alpha1/bookstores", NAMESPACE, "downtown") or {}
+            )
+            .get("status", {})
+            .get("conditions", [])
+        ),
+        what="MigrationFailed",
+    )
+
     await create_secret(emulator, "shop-pg", DATABASE)
     unwanted = {
+        "version": "",
         "ingress": {"enabled": False},
         "networkPolicy": {"allowFrom": []},
         "catalog": {"autoscaling": {"enabled": False}},

@@ -187,7 +187,10 @@ async def test_invalid_child_fails_the_bookstore_and_the_others_are_still_applie
     )
     assert "422" in ready["message"]
     assert message in ready["message"]
-    assert emulator.live("apps/v1/deployments", NAMESPACE, "downtown-orders") is not None
+    await eventually(
+        lambda: emulator.live("apps/v1/deployments", NAMESPACE, "downtown-orders"),
+        what="the orders Deployment, after the migrations",
+    )
 
 
 async def test_conflict_storm_is_retried_then_reaches_status_and_an_event(

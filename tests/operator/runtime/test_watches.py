@@ -13,6 +13,7 @@ from tests.operator.runtime.conftest import (
     api,
     bookstore,
     eventually,
+    release_deployments,
 )
 from tests.operator.runtime.conftest import (
     create_bookstore as create_store,
@@ -84,6 +85,7 @@ async def test_hpa_metrics_refresh_triggers_no_reconcile_but_a_replica_change_do
     caplog.set_level(logging.DEBUG, logger="kopf.objects")
     await create_store(emulator, "downtown")
     await eventually(lambda: bookstore(emulator, "downtown").get("status"), what="a status")
+    await release_deployments(emulator, "downtown")  # the HPAs come with the Deployments
     await eventually(lambda: hpa_records(caplog, TRIGGERED), what="the HPA seen by its watch")
     status: dict[str, Any] = {"currentReplicas": 2, "desiredReplicas": 2}
     await set_hpa_status(emulator, caplog, status, TRIGGERED)  # first status: it matters
