@@ -132,6 +132,13 @@ def needs_apply(live: Mapping[str, Any], body: Mapping[str, Any]) -> bool:
     return recorded != body["metadata"]["annotations"][APPLIED_HASH] or not contains(live, body)
 
 
+def rebuilt(live: Mapping[str, Any], body: Mapping[str, Any]) -> bool:
+    """True when we applied this child before and what we build for it changed since (the
+    recorded hash differs), as opposed to a live object that drifted from the same body."""
+    recorded = (live.get("metadata", {}).get("annotations") or {}).get(APPLIED_HASH)
+    return recorded is not None and recorded != body["metadata"]["annotations"][APPLIED_HASH]
+
+
 def owns(live: Mapping[str, Any], manager: str, operation: str, path: Path) -> bool:
     """True when `metadata.managedFields` gives the field at `path` to manager+operation."""
     for entry in live.get("metadata", {}).get("managedFields") or []:

@@ -26,6 +26,7 @@ from bookstore_operator.apply import (
     apply_body,
     needs_apply,
     owns,
+    rebuilt,
 )
 from bookstore_operator.builders import ChildKey
 from bookstore_operator.client import BOOKSTORE_API_VERSION, USER_AGENT, Kube, resource_path
@@ -54,6 +55,9 @@ class ApplyReport:
     deleted: list[str] = dataclasses.field(default_factory=list)
     foreign: list[str] = dataclasses.field(default_factory=list)
     drifted: list[str] = dataclasses.field(default_factory=list)
+    # Updated because what the operator builds changed (a new operator release, a changed
+    # input such as an external database's Secret), not because the live object drifted.
+    rebuilt: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def changed(self) -> bool:
@@ -232,6 +236,8 @@ async def _converge(
     report.live[key] = applied
     if _version(applied) != _version(live):
         report.updated.append(label(key))
+        if rebuilt(live, body):
+            report.rebuilt.append(label(key))
     else:  # the API server found nothing to change: not drift after all
         report.drifted.remove(label(key))
         logger.debug("Applying %s changed nothing.", label(key))

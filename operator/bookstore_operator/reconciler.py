@@ -170,7 +170,7 @@ def refusal_problem(refusal: ChildWriteError) -> Problem:
 
 def merge_report(report: kube.ApplyReport, part: kube.ApplyReport) -> None:
     """Add what one apply pass found and did to the reconcile's report."""
-    for field in ("created", "updated", "deleted", "foreign", "drifted"):
+    for field in ("created", "updated", "deleted", "foreign", "drifted", "rebuilt"):
         getattr(report, field).extend(getattr(part, field))
     report.live.update(part.live)
 
@@ -318,7 +318,10 @@ def announce(
         ("Deleted", report.deleted),
     ):
         for name in names:
-            if repaired:
+            if repaired and name in report.rebuilt:
+                message = f"Updated {name}: this operator builds it differently (same spec)"
+                kopf.info(target, reason="Updated", message=message)
+            elif repaired:
                 message = f"Repaired {name}: {verb.lower()} it, as it differed from the spec"
                 kopf.info(target, reason="Repaired", message=message)
             else:

@@ -182,6 +182,16 @@ async def test_upgraded_operator_keeps_every_pod_template_until_the_spec_changes
         store = bookstore(emulator, STORE)
         assert store["status"]["phase"] == "Ready"
         assert store["status"]["version"] == "0.1.0"
+        # What this release builds differently is an update, not a repair of drift.
+        notes = [
+            (e["reason"], e["message"])
+            for e in emulator.live_items("v1/events")
+            if e["involvedObject"]["name"] == STORE
+        ]
+        assert not [note for note in notes if note[0] == "Repaired"], notes
+        updated = [message for reason, message in notes if reason == "Updated"]
+        assert len(updated) == len(children), (updated, children)
+        assert all("builds it differently (same spec)" in message for message in updated)
 
         # The user changes the spec: the new pod templates, with the marker, go in.
         change = {"spec": {"catalog": {"resources": {"requests": {"cpu": "300m"}}}}}

@@ -15,7 +15,14 @@ from typing import Any
 
 import kubernetes_validate
 import pytest
-from bookstore_operator.apply import APPLIED_HASH, LIST_KEYS, apply_body, contains, needs_apply
+from bookstore_operator.apply import (
+    APPLIED_HASH,
+    LIST_KEYS,
+    apply_body,
+    contains,
+    needs_apply,
+    rebuilt,
+)
 from bookstore_operator.builders import ChildKey, build_children
 
 from tests.operator.unit.stores import (
@@ -157,6 +164,14 @@ def test_a_field_the_spec_dropped_is_caught_by_the_recorded_hash_alone() -> None
     new_body = apply_body(new_manifest)
     assert contains(stale["spec"], new_body["spec"])  # an extra key never looks like drift...
     assert needs_apply(stale, new_body)  # ...so the changed hash is what triggers the apply
+    assert rebuilt(stale, new_body)  # what we build changed: an update, not a repair
+
+
+@pytest.mark.parametrize("edit", list(EDITS))
+def test_a_hand_edit_under_our_recorded_hash_is_drift_not_a_rebuild(edit: str) -> None:
+    fixture, change = EDITS[edit]
+    spec, key, fixed = FIXTURES[fixture]
+    assert not rebuilt(edited(fixture, change), body_for(spec, key, fixed))
 
 
 def test_a_child_applied_by_an_older_operator_without_hash_is_applied_once() -> None:
@@ -164,6 +179,7 @@ def test_a_child_applied_by_an_older_operator_without_hash_is_applied_once() -> 
     obj = live("service.json")
     del obj["metadata"]["annotations"][APPLIED_HASH]
     assert needs_apply(obj, body_for(spec, key, fixed))
+    assert not rebuilt(obj, body_for(spec, key, fixed))  # no record: drift, not a rebuild
 
 
 def test_extra_keyed_items_are_ignored_but_atomic_lists_must_be_equal() -> None:
