@@ -75,6 +75,12 @@ class ExternalDatabaseFacts(_Model):
         return value
 
 
+class RestoreFrom(_Model):
+    """The BookstoreBackup a new Bookstore starts from (set at creation only)."""
+
+    backup: str
+
+
 class Database(_Model):
     storage: str = "5Gi"
     storage_class_name: str = ""
@@ -82,6 +88,7 @@ class Database(_Model):
     resources: dict[str, Any] = Field(default_factory=dict)
     deletion_policy: Literal["Retain", "Delete"] = "Retain"
     external: ExternalDatabase | None = None
+    restore_from: RestoreFrom | None = None
 
     @property
     def is_external(self) -> bool:
@@ -114,6 +121,22 @@ class Upgrade(_Model):
     auto_rollback: bool = True
 
 
+class BackupVolume(_Model):
+    """The `<name>-backups` PersistentVolumeClaim (fixed at its creation)."""
+
+    size: str = "10Gi"
+    storage_class_name: str = ""
+
+
+class BackupSpec(_Model):
+    """Scheduled and on-demand backups of the databases, and their retention."""
+
+    schedule: str = ""
+    retention: int = 7
+    volume: BackupVolume = BackupVolume()
+    final_backup: bool = False
+
+
 class BookstoreSpec(_Model):
     version: str = ""
     image: str = ""
@@ -124,6 +147,7 @@ class BookstoreSpec(_Model):
     network_policy: NetworkPolicySpec = NetworkPolicySpec()
     ingress: Ingress = Ingress()
     upgrade: Upgrade = Upgrade()
+    backup: BackupSpec = BackupSpec()
     sample_data: bool = False
     paused: bool = False
 

@@ -109,6 +109,33 @@ REJECTED: list[tuple[str, dict[str, Any] | None, dict[str, Any], str]] = [
         "(the data would not move)",
     ),
     (
+        "restoreFrom added after creation",
+        stored({}),
+        stored({"database": {"restoreFrom": {"backup": "nightly"}}}),
+        "spec.database.restoreFrom is set when the Bookstore is created and cannot change after "
+        "(a restore only fills empty databases)",
+    ),
+    (
+        "restoreFrom removed",
+        stored({"database": {"restoreFrom": {"backup": "nightly"}}}),
+        stored({}),
+        "spec.database.restoreFrom is set when the Bookstore is created and cannot change after "
+        "(a restore only fills empty databases)",
+    ),
+    (
+        "restoreFrom pointed at another backup",
+        stored({"database": {"restoreFrom": {"backup": "nightly"}}}),
+        stored({"database": {"restoreFrom": {"backup": "weekly"}}}),
+        "spec.database.restoreFrom is set when the Bookstore is created and cannot change after "
+        "(a restore only fills empty databases)",
+    ),
+    (
+        "a backups volume under 1Gi",
+        None,
+        stored({"backup": {"volume": {"size": "512Mi"}}}),
+        "spec.backup.volume.size must be at least 1Gi",
+    ),
+    (
         "TLS without a host",
         None,
         stored({"ingress": {"enabled": True, "tlsSecretName": "tls"}}),
@@ -156,6 +183,16 @@ REJECTED: list[tuple[str, dict[str, Any] | None, dict[str, Any], str]] = [
 ]
 
 ACCEPTED_UPDATES: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
+    (
+        "a restored Bookstore changes something else",
+        stored({"database": {"restoreFrom": {"backup": "nightly"}}}),
+        stored({"database": {"restoreFrom": {"backup": "nightly"}, "storage": "10Gi"}}),
+    ),
+    (
+        "a backup schedule and retention set later",
+        stored({}),
+        stored({"backup": {"schedule": "0 3 * * *", "retention": 3}}),
+    ),
     (
         "storage grows",
         stored({"database": {"storage": "5Gi"}}),
