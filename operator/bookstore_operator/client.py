@@ -46,6 +46,7 @@ PLURALS: dict[tuple[str, str], str] = {
     ("networking.k8s.io/v1", "NetworkPolicy"): "networkpolicies",
     ("networking.k8s.io/v1", "Ingress"): "ingresses",
     (f"{API_GROUP}/{API_VERSION}", "Bookstore"): PLURAL,
+    (f"{API_GROUP}/{API_VERSION}", "BookstoreBackup"): "bookstorebackups",
 }
 BOOKSTORE_API_VERSION = f"{API_GROUP}/{API_VERSION}"
 

@@ -40,6 +40,7 @@ from tests.operator import ssa
 # (group/version/plural, kind, namespaced, subresources)
 RESOURCES: list[tuple[str, str, bool, tuple[str, ...]]] = [
     ("bookstore.dev/v1alpha1/bookstores", "Bookstore", True, ("status",)),
+    ("bookstore.dev/v1alpha1/bookstorebackups", "BookstoreBackup", True, ("status",)),
     ("v1/namespaces", "Namespace", False, ("status",)),
     ("v1/events", "Event", True, ()),
     ("v1/secrets", "Secret", True, ()),
