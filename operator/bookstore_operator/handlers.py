@@ -18,12 +18,14 @@ troubleshooting for the command that releases it).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import datetime
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import kopf
 
 from bookstore_operator import kube
+from bookstore_operator.backup_health import BOOKSTORE_LABEL, wake_needed
 from bookstore_operator.errors import UserFixableError, classify
 from bookstore_operator.models import API_GROUP, API_VERSION, KIND, PLURAL
 from bookstore_operator.reconciler import reconcile
@@ -31,6 +33,7 @@ from bookstore_operator.settings import OperatorSettings
 from bookstore_operator.triggers import ChangeFilter, KeyedLock
 
 BOOKSTORES = (API_GROUP, API_VERSION, PLURAL)
+BACKUPS = (API_GROUP, API_VERSION, "bookstorebackups")
 MANAGED = {"app.kubernetes.io/managed-by": "bookstore-operator"}
 MANAGED_SELECTOR = ",".join(f"{key}={value}" for key, value in MANAGED.items())
 # Objects per page of the initial lists (the API server's `limit`, followed by `continue`).
@@ -55,6 +58,13 @@ CHILD_RESOURCES = frozenset(
 TIMER_STOP_POLL_SECONDS = 2.0
 # Read once at import: kopf fixes a timer's interval when the handler is registered.
 RESYNC_SECONDS = OperatorSettings().resync_seconds
+BACKUP_CHECK_SECONDS = OperatorSettings().backup_check_seconds
+Clock = Callable[[], datetime.datetime]
+
+
+def utc_now() -> datetime.datetime:
+    """The operator's clock (tests put another one in the memo, as `clock`)."""
+    return datetime.datetime.now(datetime.UTC)
 
 
 @kopf.on.startup()
@@ -76,6 +86,8 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         memo.operator_settings = OperatorSettings()
     if "kube" not in memo:
         memo.kube = kube.Kube.from_environment(memo.operator_settings)
+    if "clock" not in memo:
+        memo.clock = utc_now
     memo.locks = KeyedLock[tuple[str, str]]()
     memo.queued = set()
     memo.changes = ChangeFilter()
@@ -102,6 +114,60 @@ async def resync(
 ) -> None:
     """Periodic safety net: repairs drift and refreshes status even if a watch event was lost."""
     await run_reconcile(memo, namespace or "", name, logger, escalate=False)
+
+
+@kopf.timer(*BOOKSTORES, interval=BACKUP_CHECK_SECONDS, id="backup-schedule")
+async def check_backup_schedule(
+    body: kopf.Body,
+    namespace: str | None,
+    name: str,
+    memo: kopf.Memo,
+    logger: kopf.Logger,
+    **_: Any,
+) -> None:
+    """A slot came or backups just became failing: reconcile. Reads no API otherwise."""
+    await wake_for_backups(body, namespace or "", name, memo, logger)
+
+
+@kopf.on.event(*BOOKSTORES, id="backup-request")
+async def check_backup_request(
+    body: kopf.Body,
+    namespace: str | None,
+    name: str,
+    memo: kopf.Memo,
+    logger: kopf.Logger,
+    **_: Any,
+) -> None:
+    """A new bookstore.dev/backup-now value (kopf's diff ignores our annotations): reconcile."""
+    await wake_for_backups(body, namespace or "", name, memo, logger)
+
+
+async def wake_for_backups(
+    body: kopf.Body, namespace: str, name: str, memo: kopf.Memo, logger: kopf.Logger
+) -> None:
+    clock: Clock = memo.clock
+    if wake_needed(body, clock()):
+        logger.debug("Backups of %s/%s need a reconcile.", namespace, name)
+        await run_reconcile(memo, namespace, name, logger, escalate=False)
+
+
+@kopf.on.event(*BACKUPS, id="backup-changed")
+async def backup_changed(
+    event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any
+) -> None:
+    """A BookstoreBackup appeared, changed phase or went: reconcile its Bookstore's status."""
+    store = backup_store(body)
+    changes: ChangeFilter = memo.changes
+    if store is None or not changes.matters(event.get("type"), body):
+        return
+    await run_reconcile(memo, body.metadata.namespace or "", store, logger, escalate=False)
+
+
+def backup_store(body: Mapping[str, Any]) -> str | None:
+    """The Bookstore a BookstoreBackup is of: its label, else its spec."""
+    labels = (body.get("metadata") or {}).get("labels") or {}
+    name = labels.get(BOOKSTORE_LABEL) or (body.get("spec") or {}).get("bookstore")
+    return str(name) if name else None
 
 
 def _register_child_watches() -> None:
@@ -151,7 +217,8 @@ async def run_reconcile(
             body = await client.get(kube.BOOKSTORE_API_VERSION, KIND, namespace, name)
             if body is None or body["metadata"].get("deletionTimestamp"):
                 return  # gone or going: the garbage collector removes the children
-            await reconcile(client, body, settings, logger)
+            clock: Clock = memo.clock
+            await reconcile(client, body, settings, logger, clock())
         except Exception as exc:
             error = classify(_sooner(exc, settings))
             if escalate:

@@ -275,6 +275,19 @@ def handover_body(live: Mapping[str, Any], manifest: Mapping[str, Any]) -> dict[
     }
 
 
+def removing(previous: Mapping[str, Any], wanted: Mapping[str, Any]) -> dict[str, Any]:
+    """`wanted` as a merge patch over `previous`: a key it lacks, at any depth, is nulled
+    (a merge patch keeps what it does not mention, e.g. status.backup.nextScheduledBackup)."""
+    patch: dict[str, Any] = {key: None for key in previous if key not in wanted}
+    for key, value in wanted.items():
+        before = previous.get(key)
+        if isinstance(value, Mapping) and isinstance(before, Mapping):
+            patch[key] = removing(before, value)
+        else:
+            patch[key] = value
+    return patch
+
+
 def _version(obj: Mapping[str, Any]) -> str | None:
     version: str | None = obj.get("metadata", {}).get("resourceVersion")
     return version
@@ -295,7 +308,7 @@ async def write_status(kube: Kube, body: Mapping[str, Any], status: Mapping[str,
             return False
         patch = {
             "metadata": {"resourceVersion": current["metadata"]["resourceVersion"]},
-            "status": {**{key: None for key in previous if key not in status}, **status},
+            "status": removing(previous, status),
         }
         try:
             await kube.merge_patch(

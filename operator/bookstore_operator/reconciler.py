@@ -8,6 +8,7 @@ through `errors.classify` in the handlers.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime
 from collections.abc import Mapping
 from typing import Any, cast
@@ -15,10 +16,12 @@ from typing import Any, cast
 import kopf
 from kubernetes.client.exceptions import ApiException
 
-from bookstore_operator import builders, kube, upgrades
+from bookstore_operator import backup_health, builders, kube, upgrades
+from bookstore_operator.backup_policy import BackupReport, reconcile_backups
 from bookstore_operator.errors import ChildWriteError, UserFixableError, classify
 from bookstore_operator.inputs import check_database_secret, check_inputs
 from bookstore_operator.models import Bookstore
+from bookstore_operator.schedules import format_time
 from bookstore_operator.settings import OperatorSettings
 from bookstore_operator.status import (
     Observed,
@@ -38,9 +41,18 @@ Desired = dict[builders.ChildKey, dict[str, Any] | None]
 
 
 async def reconcile(
-    client: kube.Kube, body: Mapping[str, Any], settings: OperatorSettings, logger: kopf.Logger
+    client: kube.Kube,
+    body: Mapping[str, Any],
+    settings: OperatorSettings,
+    logger: kopf.Logger,
+    now: datetime.datetime | None = None,
 ) -> None:
-    """Make the children match the Bookstore's spec and report how it is doing."""
+    """Make the children match the Bookstore's spec and report how it is doing.
+
+    `now` is the operator's clock (handlers pass it; tests drive it): backup schedules and
+    status times follow it.
+    """
+    now = now or datetime.datetime.now(datetime.UTC)
     store = Bookstore.parse(body, settings)
     problems: list[Problem] = []
     store = await check_inputs(client, store, problems)
@@ -51,10 +63,12 @@ async def reconcile(
     report, refusals = await reconcile_children(client, store, problems, new_passwords, plan)
     await reconcile_migrations(client, store, plan, report, problems, refusals, inputs_ok)
     claims = await reconcile_storage(client, store, report, problems, refusals)
+    backups = await reconcile_backup_policy(client, store, body, now, problems, refusals)
     observed = await observe(client, store, report, problems, claims, plan)
-    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    status = compute_status(store, observed, previous, now)
+    observed = dataclasses.replace(observed, backups=backups.observed)
+    status = compute_status(store, observed, previous, format_time(now))
     announce(body, report, previous, status)
+    announce_backups(body, backups, previous, status)
     if await kube.write_status(client, body, status):
         logger.info("Status: phase %s, generation %s.", status["phase"], store.generation)
     if refusals:
@@ -117,6 +131,21 @@ async def reconcile_migrations(
             refusals.append(refusal)
             problems.append(refusal_problem(refusal))
     problems += rollout_problems(plan.rollout)
+
+
+async def reconcile_backup_policy(
+    client: kube.Kube,
+    store: Bookstore,
+    body: Mapping[str, Any],
+    now: datetime.datetime,
+    problems: list[Problem],
+    refusals: list[ChildWriteError],
+) -> BackupReport:
+    """Scheduled and requested backups, and retention; a refused write is a problem."""
+    backups = await reconcile_backups(client, store, body, now)
+    refusals.extend(backups.refusals)
+    problems += [refusal_problem(refusal) for refusal in backups.refusals]
+    return backups
 
 
 def apply_units(desired: Desired) -> list[Desired]:
@@ -332,6 +361,7 @@ def announce(
     progressing_after = after["Progressing"]
     if (
         status["phase"] in ("Failed", "Degraded")
+        and ready_after["status"] != "True"
         and ready_before.get("reason") != ready_after["reason"]
     ):
         kopf.warn(target, reason=ready_after["reason"], message=ready_after["message"])
@@ -342,3 +372,35 @@ def announce(
         and before.get("Progressing", {}).get("reason") != "Paused"
     ):
         kopf.info(target, reason="Paused", message=progressing_after["message"])
+
+
+def announce_backups(
+    body: Mapping[str, Any],
+    backups: BackupReport,
+    previous: Mapping[str, Any],
+    status: Mapping[str, Any],
+) -> None:
+    """Events for backups: Normal when one is created or deleted by retention, a Warning for
+    each backup newly seen failed, and one when backups become failing or the schedule invalid.
+    """
+    target = kopf.Body(cast(kopf.RawBody, dict(body)))
+    for name in backups.created:
+        kopf.info(target, reason="BackupCreated", message=f"Created BookstoreBackup/{name}")
+    for name in backups.deleted:
+        message = f"Deleted BookstoreBackup/{name}: older than spec.backup.retention keeps"
+        kopf.info(target, reason="BackupDeleted", message=message)
+    for record in backup_health.new_failures(
+        backups.observed.records, previous.get("backup") or {}
+    ):
+        message = f"BookstoreBackup {record.name} failed: {record.message or 'no message'}"
+        kopf.warn(target, reason="BackupFailed", message=message)
+    before = {c.get("type"): c for c in previous.get("conditions") or []}
+    after = {c["type"]: c for c in status["conditions"]}
+    health_before = before.get(backup_health.CONDITION, {})
+    health_after = after.get(backup_health.CONDITION)
+    if (
+        health_after is not None
+        and health_after["reason"] in ("BackupsFailing", "InvalidBackupSchedule")
+        and health_before.get("reason") != health_after["reason"]
+    ):
+        kopf.warn(target, reason=health_after["reason"], message=health_after["message"])

@@ -25,3 +25,9 @@ class OperatorSettings(BaseSettings):
     api_timeout_seconds: float = Field(
         30.0, gt=0, description="Read timeout of every API call (connect: at most 5 s)."
     )
+    backup_check_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="How often each Bookstore's backup schedule is checked for a slot that came"
+        " (a check reads no API unless a backup is due).",
+    )

@@ -12,8 +12,11 @@ from typing import Any, Literal
 
 from kubernetes.utils.quantity import parse_quantity
 
+from bookstore_operator import backup_health
+from bookstore_operator.backup_health import BackupsObserved
 from bookstore_operator.models import Bookstore, Component
 from bookstore_operator.rollout import Rollout, migrating_message, rollout_problem
+from bookstore_operator.schedules import parse_time
 
 # DESIGN.md fixes the services' port; the builders use the same number for the Services.
 SERVICE_PORT = 8000
@@ -41,6 +44,7 @@ class Observed:
     changed: bool = False  # this reconcile wrote to children
     claims: Sequence[Mapping[str, Any]] = ()  # the database's data PVCs that exist
     rollout: Rollout | None = None  # None: no version change to follow (unit tests)
+    backups: BackupsObserved | None = None  # None: backups not looked at (unit tests)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,13 +80,19 @@ def compute_status(
         "Progressing": progressing,
     }
     previous = {c.get("type"): c for c in previous_status.get("conditions") or []}
+    health = _backup_health(observed.backups, now)
+    if health is not None:
+        verdicts[backup_health.CONDITION] = Verdict(health.ok, health.reason, health.message)
     conditions = [
         _condition(kind, verdict, previous.get(kind), store.generation, now)
         for kind, verdict in verdicts.items()
     ]
+    phase = _phase(observed, ready, progressing)
     status: dict[str, Any] = {
         "observedGeneration": store.generation,
-        "phase": _phase(observed, ready, progressing),
+        # Failing backups make a serving Bookstore Degraded, but not unready: Ready means it
+        # serves (kubectl wait, status.version), and LastBackupSucceeded says what is wrong.
+        "phase": "Degraded" if phase == "Ready" and health and health.degraded else phase,
         "version": _serving_version(store, observed.rollout, previous_status, ready=ready.ok),
         "conditions": conditions,
         "catalog": _replicas(observed.catalog),
@@ -102,7 +112,18 @@ def compute_status(
         database_status["schemaRevision"] = revisions
     if database_status:
         status["database"] = database_status
+    backup = backup_health.status_fields(observed.backups) if observed.backups else {}
+    if backup:
+        status["backup"] = backup
     return status
+
+
+def _backup_health(backups: BackupsObserved | None, now: str) -> backup_health.Health | None:
+    """LastBackupSucceeded, or None while no backup finished and nothing is wrong."""
+    moment = parse_time(now)
+    if backups is None or moment is None:
+        return None
+    return backup_health.health(backups, moment)
 
 
 def rollout_problems(rollout: Rollout) -> list[Problem]:

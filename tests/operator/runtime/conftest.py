@@ -84,8 +84,9 @@ class ForeignTasks(Collection["asyncio.Task[Any]"]):
 class Operator:
     """The real kopf runtime with all our handlers against the emulator; stop and restart."""
 
-    def __init__(self, emulator: Emulator) -> None:
+    def __init__(self, emulator: Emulator, *, clock: Callable[[], Any] | None = None) -> None:
         self.emulator = emulator
+        self.clock = clock  # the operator's clock (handlers.utc_now unless a test drives it)
         self._task: asyncio.Task[None] | None = None
         self._stop: asyncio.Event | None = None
         self._kube: Kube | None = None
@@ -104,6 +105,8 @@ class Operator:
             kube=self._kube,
             operator_settings=OperatorSettings(resync_seconds=RESYNC_SECONDS),
         )
+        if self.clock is not None:
+            memo.clock = self.clock
         tasks = await kopf.spawn_tasks(
             clusterwide=True,
             standalone=peering is None,

@@ -288,10 +288,11 @@ class Emulator(kmock.KubernetesEmulator):
                 raise kmock.KubernetesError(status=422, reason="Invalid", message=str(exc)) from exc
         else:
             patch = copy.deepcopy(dict(request.data or {}))
+            # The precondition holds on the status subresource too (its metadata is read).
+            wanted_rv = (patch.get("metadata") or {}).pop("resourceVersion", None)
             if splits_status:
                 status = patch.pop("status", None)
                 patch = ({"status": status} if status is not None else {}) if on_status else patch
-            wanted_rv = (patch.get("metadata") or {}).pop("resourceVersion", None)
             if wanted_rv is not None and wanted_rv != old["metadata"].get("resourceVersion"):
                 raise ConflictError(status=409, reason="Conflict", message="stale resourceVersion")
             new = merge_patch(old, patch)

@@ -6,6 +6,7 @@ import pathlib
 
 import pytest
 import yaml
+from bookstore_operator.schedules import requested_backup_name
 
 from tests.operator.runtime import rbac
 from tests.operator.runtime.conftest import (
@@ -37,6 +38,7 @@ EXAMPLES = {
     path.name: [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
     for path in sorted((pathlib.Path(__file__).parents[3] / "examples").glob("*.yaml"))
 }
+BACKUP_PLURAL = "bookstore.dev/v1alpha1/bookstorebackups"
 
 
 def path_of(plural: str, name: str) -> str:
@@ -86,12 +88,36 @@ async def test_cluster_role_allows_every_request_and_nothing_unused(
 ) -> None:
     """Drive every kind of write (create, drift repair, growth, delete when unwanted), compare."""
     spec = {
+        "backup": {"retention": 1},
         "ingress": {"enabled": True, "host": "shop.example"},
         "networkPolicy": {"allowFrom": [{"podSelector": {"matchLabels": {"role": "web"}}}]},
     }
     await create_bookstore(emulator, "downtown", spec)
     await mark_workloads_ready(emulator, "downtown")
     await wait_ready(emulator, "downtown")
+
+    # Backups: each backup-now value creates one; retention (1) deletes the older one.
+    store_path = path_of("bookstore.dev/v1alpha1/bookstores", "downtown")
+    requested = []
+    for value in ("1", "2"):
+        annotation = {"metadata": {"annotations": {"bookstore.dev/backup-now": value}}}
+        await api(emulator, "PATCH", store_path, annotation, merge=True)
+        name = requested_backup_name("downtown", value)
+        requested.append(name)
+        await eventually(
+            lambda name=name: emulator.live(BACKUP_PLURAL, NAMESPACE, name), what=f"backup {name}"
+        )
+        done = {"status": {"phase": "Completed", "completedAt": f"2026-01-0{value}T00:00:00Z"}}
+        await api(emulator, "PATCH", f"{path_of(BACKUP_PLURAL, name)}/status", done, merge=True)
+    await eventually(
+        lambda: (
+            not emulator.live(BACKUP_PLURAL, NAMESPACE, requested[0])
+            or emulator.live(BACKUP_PLURAL, NAMESPACE, requested[0])["metadata"].get(
+                "deletionTimestamp"
+            )
+        ),
+        what="the older backup deleted by retention",
+    )
 
     children = [
         (plural, obj["metadata"]["name"])

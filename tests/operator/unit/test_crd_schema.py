@@ -50,6 +50,14 @@ REALISTIC_STATUS: dict[str, Any] = {
         "catalog": "http://downtown-catalog.shops.svc:8000",
         "orders": "http://downtown-orders.shops.svc:8000",
     },
+    "backup": {
+        "scheduledSince": "2026-11-01T10:00:00Z",
+        "lastScheduleTime": "2026-11-21T03:00:00Z",
+        "nextScheduledBackup": {"name": "downtown-202611220300", "time": "2026-11-22T03:00:00Z"},
+        "lastSuccessfulBackup": {"name": "downtown-202611210300", "time": "2026-11-21T03:01:12Z"},
+        "lastFailedBackup": {"name": "downtown-202611200300", "time": "2026-11-20T03:00:40Z"},
+        "lastRequestedBackup": "downtown-requested-3f2a9c1b0d",
+    },
 }
 
 
