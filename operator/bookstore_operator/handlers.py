@@ -1,8 +1,11 @@
 """Thin kopf handlers: every trigger funnels into one serialized, idempotent reconcile.
 
 Triggers: the Bookstore's create/update/resume, any change to a child we manage that drift
-repair or readiness can see (drift repair and status refresh), and a periodic resync
-timer. Reconciles of one Bookstore never overlap, and triggers that arrive while one is
+repair or readiness can see (drift repair and status refresh), a periodic resync timer, and
+for backups: a BookstoreBackup's change (its Bookstore's status), a new backup-now annotation
+value (kopf's diff ignores our annotations) and a cheap timer that reconciles only when a
+schedule slot came or backups just became failing (backup_health.wake_needed).
+Reconciles of one Bookstore never overlap, and triggers that arrive while one is
 queued are coalesced into it. The child watches ask the API server for our label only
 (a server-side labelSelector, lists in chunks), so the operator never lists every
 ConfigMap or Deployment of the cluster.
