@@ -1,5 +1,6 @@
 """Write, as multi-document YAML, every manifest the operator builds for the Bookstores of
-examples/ (children and generated Secrets), so a security scanner can check them.
+examples/ (children, generated Secrets, and the backup, restore and cleanup Jobs and the
+backups volume of one BookstoreBackup), so a security scanner can check them.
 
 Usage: python hack/render_children.py OUTPUT_DIR [EXAMPLE.yaml ...]
 (default: every examples/*.yaml; one OUTPUT_DIR/<example>.yaml per example file).
@@ -20,6 +21,12 @@ from bookstore_operator.builders import (
     build_api_key_secret,
     build_children,
     build_database_secret,
+)
+from bookstore_operator.builders.backups import (
+    build_backup_claim,
+    build_backup_job,
+    build_cleanup_job,
+    build_restore_job,
 )
 from bookstore_operator.models import API_GROUP, KIND, Bookstore
 from bookstore_operator.settings import OperatorSettings
@@ -49,10 +56,17 @@ def manifests_for(body: dict[str, Any], settings: OperatorSettings) -> list[dict
     metadata.setdefault("namespace", FALLBACK_NAMESPACE)
     metadata.setdefault("uid", str(uuid.uuid5(uuid.NAMESPACE_URL, metadata["name"])))
     store = Bookstore.parse({**body, "metadata": metadata}, settings)
+    backup = f"{store.name}-example"
+    backup_uid = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{store.namespace}/{backup}"))
+    volume = store.spec.backup.volume
     built = [
         build_database_secret(store),
         build_api_key_secret(store),
         *build_children(store).values(),
+        build_backup_claim(store, volume.size, volume.storage_class_name),
+        build_backup_job(store, backup, backup_uid),
+        build_restore_job(store, backup, store.name),
+        build_cleanup_job(store, backup, backup_uid),
     ]
     return [manifest for manifest in built if manifest is not None]
 

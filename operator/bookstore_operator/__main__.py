@@ -10,7 +10,9 @@ from typing import Any
 
 import kopf
 
-import bookstore_operator.handlers  # noqa: F401  (importing registers the kopf handlers)
+# Importing these registers the kopf handlers (of Bookstores, and of BookstoreBackups).
+import bookstore_operator.backup_handlers
+import bookstore_operator.handlers  # noqa: F401
 from bookstore_operator import __version__, preflight
 from bookstore_operator.settings import OperatorSettings
 

@@ -31,3 +31,9 @@ class OperatorSettings(BaseSettings):
         description="How often each Bookstore's backup schedule is checked for a slot that came"
         " (a check reads no API unless a backup is due).",
     )
+    backup_cleanup_timeout_seconds: float = Field(
+        300.0,
+        gt=0,
+        description="How long a deleted BookstoreBackup waits for the Job removing its files"
+        " before it goes anyway (with a Warning event).",
+    )

@@ -74,10 +74,12 @@ def test_custom_resources_the_chart_renders_are_served_by_its_crds(
     assert {(m["apiVersion"], m["kind"]) for m in custom} <= served_kinds(manifests)
 
 
-def test_templated_bookstore_crd_is_kept_on_uninstall(helm: Helm) -> None:
+def test_templated_bookstore_crds_are_kept_on_uninstall(helm: Helm) -> None:
     crds = find(helm.render(), "CustomResourceDefinition")
-    (bookstores,) = [crd for crd in crds if crd["spec"]["group"] == "bookstore.dev"]
-    assert bookstores["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    ours = [crd for crd in crds if crd["spec"]["group"] == "bookstore.dev"]
+    assert sorted(crd["spec"]["names"]["kind"] for crd in ours) == ["Bookstore", "BookstoreBackup"]
+    for crd in ours:
+        assert crd["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
 
 
 def test_peering_object_matches_the_operator_peering_flag(helm: Helm, tmp_path: Path) -> None:

@@ -36,6 +36,7 @@ BACKUP_KIND = "BookstoreBackup"
 BACKUP_COMPONENT = "backup"
 BACKUP_CONTAINER = "backup"
 RESTORE_CONTAINER = "restore"
+CLEANUP_CONTAINER = "cleanup"
 BACKUP_ROOT = "/backups"
 BACKUP_VOLUME = "backups"
 MANIFEST_FILE = "manifest.json"
@@ -54,6 +55,9 @@ JOB_DEADLINE_SECONDS = 3600
 # Long enough for the operator to read the outcome; a re-run Job reports a finished backup
 # again from its manifest, so the result outlives the Job.
 JOB_TTL_SECONDS = 86400
+# Removing a directory takes seconds; the operator stops waiting for it sooner than this
+# anyway (OperatorSettings.backup_cleanup_timeout_seconds).
+CLEANUP_DEADLINE_SECONDS = 300
 DEFAULT_JOB_RESOURCES = {
     "requests": {"cpu": "100m", "memory": "128Mi"},
     "limits": {"cpu": "1", "memory": "512Mi"},
@@ -215,6 +219,22 @@ printf '%s\n' "$summary"
     )
 )
 
+CLEANUP_SCRIPT = r"""# Removes $BACKUP_ROOT/$BACKUP_NAME, a deleted BookstoreBackup's files, unless
+# a manifest.json there names another backup (a later BookstoreBackup of the same name).
+set -eu
+case "$BACKUP_NAME" in
+  '' | [!a-z0-9]* | *[!a-z0-9.-]*)
+    echo "cleanup: BACKUP_NAME '$BACKUP_NAME' is not a Kubernetes object name" >&2; exit 1 ;;
+esac
+dir="${BACKUP_ROOT:-/backups}/$BACKUP_NAME"
+if [ -f "$dir/manifest.json" ] && ! grep -q "\"uid\":\"$BACKUP_UID\"" "$dir/manifest.json"; then
+  echo "cleanup: $dir belongs to another backup named $BACKUP_NAME; left alone" >&2
+  exit 0
+fi
+rm -rf -- "$dir"
+echo "cleanup: removed $dir" >&2
+"""
+
 
 def bounded_name(name: str) -> str:
     """`name` itself when it fits 63 characters, else its start and a hash of the whole."""
@@ -232,6 +252,11 @@ def backup_claim_name(store_name: str) -> str:
 def backup_job_name(backup_name: str) -> str:
     """`<backup>-dump`: one Job per BookstoreBackup, found again by a retried reconcile."""
     return bounded_name(f"{backup_name}-dump")
+
+
+def cleanup_job_name(backup_name: str) -> str:
+    """`<backup>-cleanup`: the one Job removing a deleted backup's files."""
+    return bounded_name(f"{backup_name}-cleanup")
 
 
 def restore_job_name(store: Bookstore, backup_name: str) -> str:
@@ -276,12 +301,18 @@ def _job(
     env: list[Manifest],
     claim: str,
     read_only: bool,
+    connects: bool = True,
+    deadline_seconds: int = JOB_DEADLINE_SECONDS,
 ) -> Manifest:
-    """A restricted Job running `sh -c <script>` with the postgres image and the backups PVC."""
+    """A restricted Job running `sh -c <script>` with the postgres image and the backups PVC;
+    `connects`: it gets each database's connection (the services' Secrets) and DATABASES."""
     extra = {COMPONENT_LABEL: BACKUP_COMPONENT, **version_label(store.spec.database.image)}
+    if connects:
+        databases = {"name": "DATABASES", "value": " ".join(backup_databases(store))}
+        env = [databases, *env, *_connection_env(store)]
     spec: Manifest = {
         "backoffLimit": JOB_BACKOFF_LIMIT,
-        "activeDeadlineSeconds": JOB_DEADLINE_SECONDS,
+        "activeDeadlineSeconds": deadline_seconds,
         "ttlSecondsAfterFinished": JOB_TTL_SECONDS,
         "template": {
             "metadata": {"labels": {**labels(store, None), **extra}},
@@ -296,12 +327,7 @@ def _job(
                         "image": store.spec.database.image,
                         "imagePullPolicy": store.image_pull_policy,
                         "command": ["sh", "-c", script],
-                        "env": [
-                            {"name": "BACKUP_ROOT", "value": BACKUP_ROOT},
-                            {"name": "DATABASES", "value": " ".join(backup_databases(store))},
-                            *env,
-                            *_connection_env(store),
-                        ],
+                        "env": [{"name": "BACKUP_ROOT", "value": BACKUP_ROOT}, *env],
                         "resources": resources({}, DEFAULT_JOB_RESOURCES),
                         "securityContext": container_security_context(),
                         # The summary is JSON in /dev/termination-log; a failure leaves the
@@ -347,16 +373,43 @@ def build_backup_job(store: Bookstore, backup_name: str, backup_uid: str) -> Man
         claim=backup_claim_name(store.name),
         read_only=False,
     )
-    job["metadata"]["ownerReferences"] = [
-        {
-            "apiVersion": f"{API_GROUP}/{API_VERSION}",
-            "kind": BACKUP_KIND,
-            "name": backup_name,
-            "uid": backup_uid,
-            "controller": True,
-            "blockOwnerDeletion": True,
-        }
-    ]
+    job["metadata"]["ownerReferences"] = [_backup_owner(backup_name, backup_uid)]
+    return job
+
+
+def _backup_owner(backup_name: str, backup_uid: str) -> Manifest:
+    return {
+        "apiVersion": f"{API_GROUP}/{API_VERSION}",
+        "kind": BACKUP_KIND,
+        "name": backup_name,
+        "uid": backup_uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def build_cleanup_job(store: Bookstore, backup_name: str, backup_uid: str) -> Manifest:
+    """The Job removing the files of deleted backup `backup_name` from `store`'s backups volume,
+    owned by that BookstoreBackup (the garbage collector removes it once the backup is gone).
+
+    It needs no database and no Secret (the Bookstore may be gone already: `store` is then
+    the Bookstore as parsed from its name alone, with the default database image).
+    """
+    job = _job(
+        store,
+        name=cleanup_job_name(backup_name),
+        container=CLEANUP_CONTAINER,
+        script=CLEANUP_SCRIPT,
+        env=[
+            {"name": "BACKUP_NAME", "value": backup_name},
+            {"name": "BACKUP_UID", "value": backup_uid},
+        ],
+        claim=backup_claim_name(store.name),
+        read_only=False,
+        connects=False,
+        deadline_seconds=CLEANUP_DEADLINE_SECONDS,
+    )
+    job["metadata"]["ownerReferences"] = [_backup_owner(backup_name, backup_uid)]
     return job
 
 

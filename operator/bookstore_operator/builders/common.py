@@ -9,8 +9,9 @@ from bookstore_operator.builders.quantity import canonical_quantity, parse_quant
 from bookstore_operator.models import Bookstore
 
 Manifest = dict[str, Any]
-# "migration": the pods of the migration Jobs (builders.migrations).
-Component = Literal["catalog", "orders", "database", "migration"]
+# "migration": the pods of the migration Jobs (builders.migrations); "backup": the pods of the
+# backup, restore and cleanup Jobs and the backups volume (builders.backups).
+Component = Literal["catalog", "orders", "database", "migration", "backup"]
 Service = Literal["catalog", "orders"]
 SERVICES: tuple[Service, ...] = ("catalog", "orders")
 

@@ -24,6 +24,9 @@ NETWORK_POLICY_SUFFIXES = (
     "allow-database",
     "allow-from",
 )
+# The Jobs' pods that reach the database too: migrations (builders.migrations), and backups
+# and restores (builders.backups; a backup-cleanup pod only touches its volume).
+JOB_CLIENTS: tuple[Component, ...] = ("migration", "backup")
 
 
 def _pods(store: Bookstore, components: Iterable[Component]) -> Manifest:
@@ -97,15 +100,14 @@ def _allow_database(store: Bookstore) -> Manifest:
         # The external server's address is only known to DNS: allow its port anywhere.
         port = int(facts.port) if facts is not None else POSTGRES_PORT
         spec: Manifest = {
-            "podSelector": _pods(store, ("catalog", "orders", "migration")),
+            "podSelector": _pods(store, ("catalog", "orders", *JOB_CLIENTS)),
             "policyTypes": ["Egress"],
             "egress": [{"ports": [_tcp(port)]}],
         }
     else:
-        # The migration Jobs' pods reach the database too (builders.migrations).
-        services = [_peer(store, "catalog"), _peer(store, "orders"), _peer(store, "migration")]
+        services = [_peer(store, c) for c in ("catalog", "orders", *JOB_CLIENTS)]
         spec = {
-            "podSelector": _pods(store, ("catalog", "database", "migration", "orders")),
+            "podSelector": _pods(store, ("catalog", "database", "orders", *JOB_CLIENTS)),
             "policyTypes": ["Ingress", "Egress"],
             "ingress": [{"from": services, "ports": [_tcp(POSTGRES_PORT)]}],
             "egress": [{"to": [_peer(store, "database")], "ports": [_tcp(POSTGRES_PORT)]}],

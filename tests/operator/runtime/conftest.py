@@ -19,7 +19,7 @@ import pytest
 RESYNC_SECONDS = 1.0
 os.environ["BOOKSTORE_RESYNC_SECONDS"] = str(RESYNC_SECONDS)
 
-from bookstore_operator import handlers  # noqa: E402
+from bookstore_operator import backup_handlers, handlers  # noqa: E402, F401
 from bookstore_operator.kube import Kube  # noqa: E402
 from bookstore_operator.settings import OperatorSettings  # noqa: E402
 
@@ -236,11 +236,12 @@ async def create_claims(emulator: Emulator, statefulset: dict[str, Any]) -> None
 
 
 def migration_jobs(emulator: Emulator, name: str) -> list[dict[str, Any]]:
-    """The migration Jobs of a Bookstore, as the API server holds them."""
+    """The migration Jobs of a Bookstore, as the API server holds them (not its backups')."""
     return [
         job
         for job in emulator.live_items("batch/v1/jobs")
         if job["metadata"]["labels"].get("app.kubernetes.io/instance") == name
+        and "bookstore.dev/service" in job["metadata"]["labels"]
     ]
 
 

@@ -9,6 +9,14 @@ import yaml
 from bookstore_operator.schedules import requested_backup_name
 
 from tests.operator.runtime import rbac
+from tests.operator.runtime.backups import (
+    BACKUPS,
+    backup,
+    create_backup,
+    finish_pod,
+    wait_job,
+    wait_phase,
+)
 from tests.operator.runtime.conftest import (
     NAMESPACE,
     Operator,
@@ -162,6 +170,17 @@ async def test_cluster_role_allows_every_request_and_nothing_unused(
             .get("conditions", [])
         ),
         what="MigrationFailed",
+    )
+
+    # A backup: its volume created, its Job started, its status and label written; deleted
+    # while it runs: its Job stopped, then a cleanup Job removes its files.
+    await create_backup(emulator, "nightly-1", "downtown")
+    await wait_phase(emulator, "nightly-1", "Running")
+    await api(emulator, "DELETE", f"{BACKUPS}/nightly-1")
+    # Generous: each event of a backup also reconciles its Bookstore first (handlers.py).
+    await finish_pod(emulator, await wait_job(emulator, "nightly-1-cleanup", within=90))
+    await eventually(
+        lambda: backup(emulator, "nightly-1") is None, within=90, what="the backup gone"
     )
 
     await create_secret(emulator, "shop-pg", DATABASE)

@@ -18,12 +18,52 @@ from bookstore_operator.builders.quantity import parse_quantity
 from celpy import celtypes
 
 CRD_PATH = Path(__file__).resolve().parents[3] / "crds" / "bookstore.dev_bookstores.yaml"
+BACKUP_CRD_PATH = CRD_PATH.with_name("bookstore.dev_bookstorebackups.yaml")
 Schema = dict[str, Any]
 
 
-def load_crd() -> dict[str, Any]:
-    crd: dict[str, Any] = yaml.safe_load(CRD_PATH.read_text())
+def load_crd(path: Path = CRD_PATH) -> dict[str, Any]:
+    crd: dict[str, Any] = yaml.safe_load(path.read_text())
     return crd
+
+
+def backup_bodies() -> dict[str, dict[str, Any]]:
+    """BookstoreBackups as users create them and as the operator's status leaves them."""
+    meta = {"name": "nightly-1", "namespace": "shop", "labels": {"bookstore.dev/bookstore": "d"}}
+    spec = {"bookstore": "downtown", "method": "logical"}
+    files = [
+        {
+            "database": "orders",
+            "file": "orders.dump",
+            "sizeBytes": 8886,
+            "serverVersion": "16.4",
+            "revisions": {"orders": "0005"},
+        },
+        {"database": "catalog", "file": "catalog.dump", "sizeBytes": 11306, "revisions": {}},
+    ]
+    completed = {
+        "phase": "Completed",
+        "observedGeneration": 1,
+        "startedAt": "2025-01-01T03:00:01Z",
+        "completedAt": "2025-01-01T03:00:09Z",
+        "sizeBytes": 20192,
+        "size": "19.7Ki",
+        "files": files,
+        "revisions": {"orders": "0005", "catalog": "0004"},
+    }
+    failed = {
+        "phase": "Failed",
+        "observedGeneration": 1,
+        "completedAt": "2025-01-01T03:00:09Z",
+        "message": "The backup Job failed (exit code 1): backup: pg_dump of orders failed",
+    }
+    base = {"apiVersion": "bookstore.dev/v1alpha1", "kind": "BookstoreBackup", "metadata": meta}
+    return {
+        "created": {**base, "spec": {"bookstore": "downtown"}},
+        "completed": {**base, "spec": spec, "status": completed},
+        "failed": {**base, "spec": spec, "status": failed},
+        "pending": {**base, "spec": spec, "status": {"phase": "Pending", "message": "paused"}},
+    }
 
 
 def openapi_schema(crd: dict[str, Any]) -> Schema:

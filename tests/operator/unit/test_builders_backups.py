@@ -3,7 +3,10 @@ within 63 characters, owned by the right object (and the volume by none)."""
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
@@ -14,6 +17,8 @@ from bookstore_operator.builders.backups import (
     BACKUP_KIND,
     BACKUP_ROOT,
     BACKUP_SCRIPT,
+    CLEANUP_DEADLINE_SECONDS,
+    CLEANUP_SCRIPT,
     RESTORE_CONTAINER,
     RESTORE_REFUSED_EXIT_CODE,
     RESTORE_SCRIPT,
@@ -21,10 +26,12 @@ from bookstore_operator.builders.backups import (
     backup_databases,
     build_backup_claim,
     build_backup_job,
+    build_cleanup_job,
     build_restore_job,
 )
 from bookstore_operator.builders.common import selector_labels
 from bookstore_operator.models import Bookstore
+from bookstore_operator.settings import OperatorSettings
 from bookstore_orders.config import SCHEMA as ORDERS_SCHEMA
 
 from tests.contract.kubelet import Sources, resolve_env
@@ -40,6 +47,8 @@ from tests.pod_security import restricted_violations
 BODIES = all_bookstore_bodies()
 BACKUP = "downtown-nightly-1"
 BACKUP_UID = "7d4e1f5a-0b6c-4c1e-9a57-2f3c8e1d9b00"
+# The backup script writes its manifest as compact JSON (no spaces).
+COMPACT = (",", ":")
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
@@ -50,8 +59,13 @@ def jobs(store: Bookstore, backup: str = BACKUP) -> list[dict[str, Any]]:
     ]
 
 
+def all_jobs(store: Bookstore, backup: str = BACKUP) -> list[dict[str, Any]]:
+    """The backup and restore Jobs, and the Job removing a deleted backup's files."""
+    return [*jobs(store, backup), build_cleanup_job(store, backup, BACKUP_UID)]
+
+
 def manifests(store: Bookstore) -> list[dict[str, Any]]:
-    return [*jobs(store), build_backup_claim(store, "10Gi", "standard")]
+    return [*all_jobs(store), build_backup_claim(store, "10Gi", "standard")]
 
 
 def container(job: dict[str, Any]) -> dict[str, Any]:
@@ -68,7 +82,7 @@ def test_backup_manifests_validate_strictly(body_name: str, version: str) -> Non
 
 @pytest.mark.parametrize("body_name", BODIES)
 def test_backup_and_restore_pods_meet_pod_security_restricted(body_name: str) -> None:
-    for job in jobs(parse_store(BODIES[body_name])):
+    for job in all_jobs(parse_store(BODIES[body_name])):
         pod = job["spec"]["template"]["spec"]
         assert restricted_violations(pod) == []
         assert pod["restartPolicy"] == "Never"
@@ -210,7 +224,7 @@ def test_job_pods_are_labelled_as_the_instance_but_never_selected_as_the_databas
 )
 def test_job_names_are_dns_labels_of_at_most_63_characters(store_name: str, backup: str) -> None:
     store = parse_store(bookstore_body({}, name=store_name))
-    for job in jobs(store, backup):
+    for job in all_jobs(store, backup):
         name = job["metadata"]["name"]
         assert len(name) <= 63
         assert DNS_LABEL.match(name.replace(".", "-")), name
@@ -267,3 +281,76 @@ def test_backup_claim_outlives_the_bookstore_and_takes_size_and_class(
         "storageClassName": "fast-ssd",
     }
     assert "storageClassName" not in build_backup_claim(store, size)["spec"]
+
+
+@pytest.mark.parametrize("spec_name", ["defaults", "external-database"])
+def test_cleanup_job_needs_no_database_and_no_secret(spec_name: str) -> None:
+    store = store_for(spec_name)
+    cleanup = build_cleanup_job(store, BACKUP, BACKUP_UID)
+    assert cleanup["metadata"]["name"] == f"{BACKUP}-cleanup"
+    assert container(cleanup)["command"] == ["sh", "-c", CLEANUP_SCRIPT]
+    assert container(cleanup)["env"] == [
+        {"name": "BACKUP_ROOT", "value": BACKUP_ROOT},
+        {"name": "BACKUP_NAME", "value": BACKUP},
+        {"name": "BACKUP_UID", "value": BACKUP_UID},
+    ]
+    assert not container(cleanup).get("envFrom")
+    [owner] = cleanup["metadata"]["ownerReferences"]
+    assert (owner["kind"], owner["name"], owner["uid"]) == (BACKUP_KIND, BACKUP, BACKUP_UID)
+    assert cleanup["spec"]["activeDeadlineSeconds"] == CLEANUP_DEADLINE_SECONDS
+    volumes = cleanup["spec"]["template"]["spec"]["volumes"]
+    assert {"name": "backups", "persistentVolumeClaim": {"claimName": "downtown-backups"}} in (
+        volumes
+    )
+    mount = next(m for m in container(cleanup)["volumeMounts"] if m["mountPath"] == BACKUP_ROOT)
+    assert mount["readOnly"] is False
+
+
+def test_cleanup_job_is_built_for_a_bookstore_that_is_gone() -> None:
+    """Backups outlive their Bookstore: the cleanup Job is built from the name alone."""
+    gone = Bookstore.parse(
+        {"metadata": {"name": "downtown", "namespace": "shop", "uid": ""}}, OperatorSettings()
+    )
+    cleanup = build_cleanup_job(gone, BACKUP, BACKUP_UID)
+    assert container(cleanup)["image"] == "postgres:16"
+    assert restricted_violations(cleanup["spec"]["template"]["spec"]) == []
+    kubernetes_validate.validate(cleanup, VERSIONS[-1], strict=True)
+
+
+def run_cleanup(root: Path, name: str, uid: str = BACKUP_UID) -> subprocess.CompletedProcess[str]:
+    env = {
+        "BACKUP_ROOT": str(root),
+        "BACKUP_NAME": name,
+        "BACKUP_UID": uid,
+        "PATH": "/usr/bin:/bin",
+    }
+    return subprocess.run(
+        ["/bin/sh", "-c", CLEANUP_SCRIPT], env=env, capture_output=True, text=True, check=False
+    )
+
+
+def test_cleanup_script_removes_its_backup_and_only_its_backup(tmp_path: Path) -> None:
+    mine, partial, other, neighbour = (tmp_path / n for n in ("mine", "partial", "other", "n"))
+    for directory in (mine, partial, other, neighbour):
+        directory.mkdir()
+    (mine / "manifest.json").write_text(
+        json.dumps({"backup": "mine", "uid": BACKUP_UID}, separators=COMPACT)
+    )
+    (mine / "orders.dump").write_text("dump")
+    (partial / ".orders.dump.partial").write_text("half")
+    (other / "manifest.json").write_text(
+        json.dumps({"backup": "other", "uid": "another-uid"}, separators=COMPACT)
+    )
+    (neighbour / "manifest.json").write_text("{}")
+
+    for name in ("mine", "partial", "other", "absent"):
+        assert run_cleanup(tmp_path, name).returncode == 0
+    assert not mine.exists()
+    assert not partial.exists()  # a failed or interrupted attempt leaves no manifest
+    assert (other / "manifest.json").exists()  # a later backup of the same name
+    assert neighbour.exists()
+    for name in ("", "..", "../n", "-x", "a/b"):
+        refused = run_cleanup(tmp_path, name)
+        assert refused.returncode == 1
+        assert "is not a Kubernetes object name" in refused.stderr
+    assert neighbour.exists()

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 from bookstore_operator.builders import ChildKey, build_children
+from bookstore_operator.builders.backups import build_backup_job, build_restore_job
 from bookstore_operator.builders.network_policies import NETWORK_POLICY_SUFFIXES
 
 from tests.operator.unit.stores import bookstore_body, parse_store, store_for
@@ -61,12 +62,12 @@ def test_orders_may_reach_catalog_on_the_service_port() -> None:
     ]
 
 
-def test_services_and_migration_jobs_may_reach_the_in_cluster_database_on_5432() -> None:
+def test_services_migration_and_backup_jobs_may_reach_the_in_cluster_database_on_5432() -> None:
     allow = policy("defaults", "allow-database")
     assert allow is not None
     assert allow["spec"]["ingress"] == [
         {
-            "from": [pods("catalog"), pods("orders"), pods("migration")],
+            "from": [pods("catalog"), pods("orders"), pods("migration"), pods("backup")],
             "ports": [{"protocol": "TCP", "port": 5432}],
         }
     ]
@@ -81,10 +82,37 @@ def test_services_may_reach_an_external_database_on_its_port_only() -> None:
     assert allow["spec"]["policyTypes"] == ["Egress"]
     assert allow["spec"]["egress"] == [{"ports": [{"protocol": "TCP", "port": 6432}]}]
     assert allow["spec"]["podSelector"]["matchExpressions"][0]["values"] == [
+        "backup",
         "catalog",
         "migration",
         "orders",
     ]
+
+
+def selects(selector: dict[str, Any], pod_labels: dict[str, str]) -> bool:
+    """A LabelSelector (matchLabels, `In` expressions) matches these pod labels."""
+    if not selector.get("matchLabels", {}).items() <= pod_labels.items():
+        return False
+    return all(
+        pod_labels.get(expression["key"]) in expression["values"]
+        for expression in selector.get("matchExpressions", [])
+    )
+
+
+@pytest.mark.parametrize("spec_name", ["defaults", "external-database"])
+def test_backup_and_restore_pods_are_let_out_to_the_database(spec_name: str) -> None:
+    store = store_for(spec_name)
+    allow = policy(spec_name, "allow-database")
+    assert allow is not None
+    for job in (
+        build_backup_job(store, "nightly", "0b5e3c1e-0000-4000-8000-000000000001"),
+        build_restore_job(store, "nightly", "uptown"),
+    ):
+        pod_labels = job["spec"]["template"]["metadata"]["labels"]
+        assert selects(allow["spec"]["podSelector"], pod_labels)
+        if spec_name == "defaults":
+            peers = allow["spec"]["ingress"][0]["from"]
+            assert any(selects(peer["podSelector"], pod_labels) for peer in peers)
 
 
 def test_allow_from_admits_the_configured_peers_to_the_services_only() -> None:

@@ -25,17 +25,20 @@ apiextensions `validation.go`):
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import jsonschema
 import pytest
 
 from tests.operator.unit.crd_support import (
+    BACKUP_CRD_PATH,
     Schema,
     apply_defaults,
+    backup_bodies,
     cel_violations,
     load_crd,
     openapi_schema,
@@ -46,10 +49,6 @@ from tests.operator.unit.crd_support import (
 )
 from tests.operator.unit.stores import all_bookstore_bodies
 
-SCHEMA = openapi_schema(load_crd())
-NODES = dict(walk(SCHEMA))
-DEFAULTED = {path: node for path, node in NODES.items() if "default" in node}
-RULE_NODES = {path: node for path, node in NODES.items() if node.get("x-kubernetes-validations")}
 # apiextensions ValidationRule.reason accepts exactly these.
 REASONS = {"FieldValueInvalid", "FieldValueForbidden", "FieldValueRequired", "FieldValueDuplicate"}
 # k8s.io/apiserver/pkg/apis/cel: StaticEstimatedCostLimit and StaticEstimatedCRDCostLimit.
@@ -61,7 +60,7 @@ MACRO_FUNCTIONS = {"all", "exists", "exists_one", "map", "filter", "size", "matc
 QUANTITY_METHODS = {"isLessThan", "isGreaterThan", "compareTo", "add", "sub", "asInteger"}
 
 
-def samples() -> dict[str, list[Any]]:
+def samples(schema: Schema, bodies: Iterator[dict[str, Any]]) -> dict[str, list[Any]]:
     """Realistic values per schema path, taken from every example and spec in the tests."""
     found: dict[str, list[Any]] = {}
 
@@ -75,27 +74,59 @@ def samples() -> dict[str, list[Any]]:
             for item in value:
                 collect(node["items"], item, f"{path}[]")
 
-    for body in all_bookstore_bodies().values():
-        collect(SCHEMA, apply_defaults(SCHEMA, body), "")
+    for body in bodies:
+        collect(schema, apply_defaults(schema, body), "")
     return found
 
 
-SAMPLES = samples()
+@dataclasses.dataclass(frozen=True)
+class Subject:
+    """One CRD under test: its schema, every node by path, and realistic values per path."""
+
+    schema: Schema
+    nodes: dict[str, Schema]
+    samples: dict[str, list[Any]]
+
+    @classmethod
+    def of(cls, schema: Schema, bodies: Callable[[], Iterator[dict[str, Any]]]) -> Subject:
+        return cls(schema, dict(walk(schema)), samples(schema, bodies()))
 
 
-def partial_objects(path: str, node: Schema) -> Iterator[tuple[str, Any]]:
+SCHEMA = openapi_schema(load_crd())
+SUBJECTS = {
+    "bookstores": Subject.of(SCHEMA, lambda: iter(all_bookstore_bodies().values())),
+    "bookstorebackups": Subject.of(
+        openapi_schema(load_crd(BACKUP_CRD_PATH)), lambda: iter(backup_bodies().values())
+    ),
+}
+# (CRD, path) of every node with a default, with rules, and every (CRD, path, rule).
+DEFAULTED = [(c, p) for c, s in SUBJECTS.items() for p, n in s.nodes.items() if "default" in n]
+RULE_NODES = [
+    (c, p)
+    for c, s in SUBJECTS.items()
+    for p, n in s.nodes.items()
+    if n.get("x-kubernetes-validations")
+]
+RULES = [(c, p, rule) for c, s in SUBJECTS.items() for p, rule in rules(s.schema)]
+
+
+def case_id(case: Any) -> str:
+    return f"{case[0]}:{case[1] or '<root>'}"
+
+
+def partial_objects(subject: Subject, path: str, node: Schema) -> Iterator[tuple[str, Any]]:
     """Objects a rule-bearing node can hold: raw (a parent's default or a user wrote it) and as
     stored (defaults applied), empty, with one field set, and with one field left out."""
-    full = next(iter(SAMPLES.get(path, [])), None)
+    full = next(iter(subject.samples.get(path, [])), None)
     if node.get("type") != "object":
-        values = [node.get("default"), *SAMPLES.get(path, [])]
+        values = [node.get("default"), *subject.samples.get(path, [])]
         for value in {repr(v): v for v in values if v is not None}.values():
             yield f"value {value!r}", value
         return
     yield "empty", {}
     yield "empty, defaulted", apply_defaults(node, {})
     for name, child in node.get("properties", {}).items():
-        for value in SAMPLES.get(f"{path}.{name}", [child.get("default")])[:1]:
+        for value in subject.samples.get(f"{path}.{name}", [child.get("default")])[:1]:
             if value is not None:
                 yield f"only {name}", {name: value}
                 yield f"only {name}, defaulted", apply_defaults(node, {name: value})
@@ -112,37 +143,42 @@ def evaluation_errors(node: Schema, new: Any, old: Any) -> list[str]:
     return [failure for failure in cel_violations(own, new, old) if "evaluation error" in failure]
 
 
-@pytest.mark.parametrize("path", list(DEFAULTED))
-def test_every_default_is_pruned_and_valid_as_written(path: str) -> None:
-    node = DEFAULTED[path]
+@pytest.mark.parametrize("case", DEFAULTED, ids=case_id)
+def test_every_default_is_pruned_and_valid_as_written(case: tuple[str, str]) -> None:
+    node = SUBJECTS[case[0]].nodes[case[1]]
     default = node["default"]
     assert prune(node, default) == default, "a default must not carry undeclared fields"
     jsonschema.Draft7Validator(to_json_schema(node)).validate(default)
 
 
-@pytest.mark.parametrize("path", list(DEFAULTED))
+@pytest.mark.parametrize("case", DEFAULTED, ids=case_id)
 def test_every_default_passes_every_rule_as_the_api_server_checks_it_at_crd_creation(
-    path: str,
+    case: tuple[str, str],
 ) -> None:
-    node = DEFAULTED[path]
+    path = case[1]
+    node = SUBJECTS[case[0]].nodes[path]
     default = copy.deepcopy(node["default"])
     # validation.go: Validate(default, oldSelf=default), then (ratcheting) without oldSelf.
     assert cel_violations(node, default, default, path) == []
     assert cel_violations(node, default, None, path) == []
 
 
-@pytest.mark.parametrize("path", list(DEFAULTED))
-def test_every_default_passes_every_rule_once_nested_defaults_fill_it(path: str) -> None:
-    node = DEFAULTED[path]
+@pytest.mark.parametrize("case", DEFAULTED, ids=case_id)
+def test_every_default_passes_every_rule_once_nested_defaults_fill_it(
+    case: tuple[str, str],
+) -> None:
+    path = case[1]
+    node = SUBJECTS[case[0]].nodes[path]
     stored = apply_defaults(node, copy.deepcopy(node["default"]))
     assert cel_violations(node, stored, stored, path) == []
     assert cel_violations(node, stored, None, path) == []
 
 
-@pytest.mark.parametrize("path", list(RULE_NODES), ids=lambda p: p or "<root>")
-def test_every_rule_evaluates_without_error_on_partial_objects(path: str) -> None:
-    node = RULE_NODES[path]
-    variants = dict(partial_objects(path, node))
+@pytest.mark.parametrize("case", RULE_NODES, ids=case_id)
+def test_every_rule_evaluates_without_error_on_partial_objects(case: tuple[str, str]) -> None:
+    subject, path = SUBJECTS[case[0]], case[1]
+    node = subject.nodes[path]
+    variants = dict(partial_objects(subject, path, node))
     errors = []
     for what, value in variants.items():
         for old_what, old in [("create", None), ("same", value), *variants.items()]:
@@ -154,9 +190,12 @@ def test_every_rule_evaluates_without_error_on_partial_objects(path: str) -> Non
 
 
 def test_the_partial_objects_reach_every_rule_bearing_node() -> None:
-    for path, node in RULE_NODES.items():
+    assert {crd for crd, _ in RULE_NODES} == set(SUBJECTS)
+    for crd, path in RULE_NODES:
+        subject = SUBJECTS[crd]
+        node = subject.nodes[path]
         wanted = 3 if node.get("type") == "object" else 1
-        assert len(dict(partial_objects(path, node))) >= wanted, path
+        assert len(dict(partial_objects(subject, path, node))) >= wanted, path
 
 
 def test_the_refused_default_is_caught_by_these_checks() -> None:
@@ -176,21 +215,19 @@ def test_the_refused_default_is_caught_by_these_checks() -> None:
     assert "no such member" in failure or "no such key" in failure
 
 
-def ancestors(path: str) -> Iterator[tuple[str, Schema]]:
+def ancestors(subject: Subject, path: str) -> Iterator[tuple[str, Schema]]:
     """Every schema node above `path`, root first."""
-    for other, node in NODES.items():
+    for other, node in subject.nodes.items():
         if path != other and path.startswith(other) and path[len(other) : len(other) + 1] in ".[{":
             yield other, node
 
 
-@pytest.mark.parametrize("path_and_rule", list(rules(SCHEMA)), ids=lambda pr: pr[0] or "<root>")
+@pytest.mark.parametrize("case", [c for c in RULES if "oldSelf" in c[2]["rule"]], ids=case_id)
 def test_transition_rules_sit_only_on_correlatable_nodes(
-    path_and_rule: tuple[str, dict[str, Any]],
+    case: tuple[str, str, dict[str, Any]],
 ) -> None:
-    path, rule = path_and_rule
-    if "oldSelf" not in rule["rule"]:
-        return
-    for ancestor, node in ancestors(path):
+    crd, path, _ = case
+    for ancestor, node in ancestors(SUBJECTS[crd], path):
         if node.get("type") == "array":
             assert node.get("x-kubernetes-list-type") == "map", f"{ancestor} is not a list-map"
         assert not isinstance(node.get("additionalProperties"), dict) or ancestor == path
@@ -212,10 +249,10 @@ def resolve(node: Schema, members: list[str]) -> Schema | None:
     return node
 
 
-@pytest.mark.parametrize("path_and_rule", list(rules(SCHEMA)), ids=lambda pr: pr[0] or "<root>")
-def test_rules_name_only_declared_fields(path_and_rule: tuple[str, dict[str, Any]]) -> None:
-    path, rule = path_and_rule
-    node = NODES[path]
+@pytest.mark.parametrize("case", RULES, ids=case_id)
+def test_rules_name_only_declared_fields(case: tuple[str, str, dict[str, Any]]) -> None:
+    crd, path, rule = case
+    node = SUBJECTS[crd].nodes[path]
     for _, chain in MEMBERS.findall(rule["rule"]):
         members = chain.strip(".").split(".")
         if members[-1] in MACRO_FUNCTIONS | QUANTITY_METHODS:
@@ -223,48 +260,57 @@ def test_rules_name_only_declared_fields(path_and_rule: tuple[str, dict[str, Any
         assert resolve(node, members) is not None, f"{chain} in {rule['rule']!r}"
 
 
-@pytest.mark.parametrize("path_and_rule", list(rules(SCHEMA)), ids=lambda pr: pr[0] or "<root>")
+@pytest.mark.parametrize("case", RULES, ids=case_id)
 def test_rule_messages_reasons_and_field_paths_are_what_the_server_accepts(
-    path_and_rule: tuple[str, dict[str, Any]],
+    case: tuple[str, str, dict[str, Any]],
 ) -> None:
-    path, rule = path_and_rule
+    crd, path, rule = case
     assert rule.get("message", "").strip(), "a message is required (and must be when multi-line)"
     assert "\n" not in rule["message"]
     assert "\n" not in rule["rule"]
     assert rule.get("reason", "FieldValueInvalid") in REASONS
     if "fieldPath" in rule:
         assert rule["fieldPath"].startswith(".")
-        assert resolve(NODES[path], rule["fieldPath"].strip(".").split(".")) is not None
+        node = SUBJECTS[crd].nodes[path]
+        assert resolve(node, rule["fieldPath"].strip(".").split(".")) is not None
 
 
 @pytest.mark.parametrize(
-    "path", [p for p, n in NODES.items() if n.get("x-kubernetes-list-type") == "map"]
+    "case",
+    [
+        (c, p)
+        for c, s in SUBJECTS.items()
+        for p, n in s.nodes.items()
+        if n.get("x-kubernetes-list-type") == "map"
+    ],
+    ids=case_id,
 )
-def test_list_map_keys_are_required_or_defaulted_scalars(path: str) -> None:
-    items = NODES[path]["items"]
-    for key in NODES[path]["x-kubernetes-list-map-keys"]:
+def test_list_map_keys_are_required_or_defaulted_scalars(case: tuple[str, str]) -> None:
+    node = SUBJECTS[case[0]].nodes[case[1]]
+    items = node["items"]
+    for key in node["x-kubernetes-list-map-keys"]:
         assert items["properties"][key]["type"] in ("string", "integer", "boolean", "number")
         assert key in items.get("required", []) or "default" in items["properties"][key]
 
 
 def test_no_default_under_metadata_or_a_map() -> None:
-    for path in DEFAULTED:
+    for _, path in DEFAULTED:
         assert not path.startswith(".metadata"), path
         assert "{}" not in path, path
 
 
-def cardinality(path: str) -> int:
+def cardinality(subject: Subject, path: str) -> int:
     """How many times a node can occur in one object: the product of its collections' bounds."""
     count = 1
-    for _, node in ancestors(path):
+    for _, node in ancestors(subject, path):
         count *= int(node.get("maxItems", node.get("maxProperties", 1)))
     return count
 
 
-def estimated_cost(path: str, rule: str) -> int:
+def estimated_cost(subject: Subject, path: str, rule: str) -> int:
     """A conservative bound on cel-go's static estimate: every iterated collection at its
     declared bound, each step costing the whole rule, each string at its maxLength."""
-    node = NODES[path]
+    node = subject.nodes[path]
     iterations = 1
     for chain in MACROS.findall(rule):
         target = resolve(node, chain.split(".")[1:])
@@ -273,21 +319,24 @@ def estimated_cost(path: str, rule: str) -> int:
         assert bound is not None, f"{chain} is iterated but unbounded (maxItems/maxProperties)"
         iterations *= int(bound)
     longest_string = max(
-        [int(n.get("maxLength", 1)) for p, n in NODES.items() if p.startswith(path)] or [1]
+        [int(n.get("maxLength", 1)) for p, n in subject.nodes.items() if p.startswith(path)] or [1]
     )
     return iterations * len(rule) * math.ceil(longest_string / 10)
 
 
-@pytest.mark.parametrize("path_and_rule", list(rules(SCHEMA)), ids=lambda pr: pr[0] or "<root>")
+@pytest.mark.parametrize("case", RULES, ids=case_id)
 def test_every_rule_fits_the_per_expression_cost_limit(
-    path_and_rule: tuple[str, dict[str, Any]],
+    case: tuple[str, str, dict[str, Any]],
 ) -> None:
-    path, rule = path_and_rule
-    assert estimated_cost(path, rule["rule"]) < RULE_COST_LIMIT
+    crd, path, rule = case
+    assert estimated_cost(SUBJECTS[crd], path, rule["rule"]) < RULE_COST_LIMIT
 
 
-def test_all_rules_together_fit_the_crd_cost_limit() -> None:
+@pytest.mark.parametrize("crd", sorted(SUBJECTS))
+def test_all_rules_together_fit_the_crd_cost_limit(crd: str) -> None:
+    subject = SUBJECTS[crd]
     total = sum(
-        cardinality(path) * estimated_cost(path, rule["rule"]) for path, rule in rules(SCHEMA)
+        cardinality(subject, path) * estimated_cost(subject, path, rule["rule"])
+        for path, rule in rules(subject.schema)
     )
     assert total < CRD_COST_LIMIT
