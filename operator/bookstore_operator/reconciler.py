@@ -120,9 +120,9 @@ async def reconcile_migrations(
     refusals: list[ChildWriteError],
     inputs_ok: bool,
 ) -> None:
-    """Create the migration Jobs a new version needs (after the Secrets and the database
+    """Create the restore or migration Jobs the plan needs (after the Secrets and the database
     they use), unless paused, an input is missing or a Secret was refused; report what the
-    upgrade needs the user to fix."""
+    restore or upgrade needs the user to fix."""
     secret_refused = any(refusal.child.startswith("Secret/") for refusal in refusals)
     if inputs_ok and not secret_refused and not store.spec.paused:
         try:
@@ -355,6 +355,11 @@ def announce(
                 kopf.info(target, reason="Repaired", message=message)
             else:
                 kopf.info(target, reason=verb, message=f"{verb} {name}")
+    restored = (status.get("database") or {}).get("restoredFrom") or {}
+    if restored and not (previous.get("database") or {}).get("restoredFrom"):
+        source = f" (of Bookstore {restored['bookstore']})" if restored.get("bookstore") else ""
+        message = f"Restored the databases from BookstoreBackup {restored['backup']}{source}"
+        kopf.info(target, reason="Restored", message=message)
     before = {c.get("type"): c for c in previous.get("conditions") or []}
     after = {c["type"]: c for c in status["conditions"]}
     ready_before, ready_after = before.get("Ready", {}), after["Ready"]

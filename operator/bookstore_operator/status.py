@@ -15,7 +15,12 @@ from kubernetes.utils.quantity import parse_quantity
 from bookstore_operator import backup_health
 from bookstore_operator.backup_health import BackupsObserved
 from bookstore_operator.models import Bookstore, Component
-from bookstore_operator.rollout import Rollout, migrating_message, rollout_problem
+from bookstore_operator.rollout import (
+    Rollout,
+    migrating_message,
+    progress_reason,
+    rollout_problem,
+)
 from bookstore_operator.schedules import parse_time
 
 # DESIGN.md fixes the services' port; the builders use the same number for the Services.
@@ -110,6 +115,9 @@ def compute_status(
     revisions = _schema_revisions(observed.rollout, previous_status)
     if revisions:
         database_status["schemaRevision"] = revisions
+    restored = restored_from(observed.rollout, previous_status)
+    if restored:
+        database_status["restoredFrom"] = restored
     if database_status:
         status["database"] = database_status
     backup = backup_health.status_fields(observed.backups) if observed.backups else {}
@@ -168,6 +176,18 @@ def _schema_revisions(rollout: Rollout | None, previous: Mapping[str, Any]) -> d
         if migration.state == "Succeeded" and revision:
             revisions[migration.service] = revision
     return revisions
+
+
+def restored_from(rollout: Rollout | None, previous: Mapping[str, Any]) -> dict[str, str]:
+    """status.database.restoredFrom: the backup this Bookstore was restored from, once its
+    restore succeeded; kept from then on (the record that it must never run again)."""
+    recorded = (previous.get("database") or {}).get("restoredFrom")
+    restore = rollout.restore if rollout is not None else None
+    if restore is not None and restore.state == "Succeeded":
+        fields = {"backup": restore.backup, "bookstore": restore.source}
+        fields["completedAt"] = restore.completed_at
+        return {key: value for key, value in fields.items() if value}
+    return {str(k): str(v) for k, v in recorded.items()} if isinstance(recorded, Mapping) else {}
 
 
 def current_storage(claims: Sequence[Mapping[str, Any]]) -> str | None:
@@ -288,7 +308,7 @@ def _progressing_verdict(
         return Verdict(False, observed.problems[0].reason, observed.problems[0].message)
     rollout = observed.rollout
     if rollout is not None and rollout.holding:
-        return Verdict(True, "Migrating", migrating_message(rollout))
+        return Verdict(True, progress_reason(rollout), migrating_message(rollout))
     if rollout is not None and rollout.stage == "RollingOut" and not ready:
         return Verdict(True, "RollingOut", _rolling_out_message(rollout, observed))
     waiting = [v.message for v in components if v.rolling]
@@ -320,7 +340,8 @@ def _ready_verdict(
             False, "Paused", "spec.paused is true: the current spec is not applied to the children"
         )
     if observed.rollout is not None and observed.rollout.holding:
-        return Verdict(False, "Migrating", migrating_message(observed.rollout))
+        rollout = observed.rollout
+        return Verdict(False, progress_reason(rollout), migrating_message(rollout))
     not_ready = [v.message for v in components if not v.ok]
     if not_ready:
         return Verdict(False, "ComponentsNotReady", "; ".join(not_ready))

@@ -1,4 +1,5 @@
-"""A change of version: the migration Jobs first, the Deployments after, a stuck rollout undone.
+"""A change of version: a new Bookstore's restore first (spec.database.restoreFrom), the
+migration Jobs next, the Deployments after, a stuck rollout undone.
 
 Long work is a state read from the API, never a coroutine that waits: each reconcile reads
 where the change stands (the Deployments' image and conditions, the Jobs named after the
@@ -15,7 +16,7 @@ from typing import Any, Literal
 
 from kubernetes.client.exceptions import ApiException
 
-from bookstore_operator import builders, kube
+from bookstore_operator import builders, kube, restores
 from bookstore_operator.errors import ChildWriteError
 from bookstore_operator.models import Bookstore
 from bookstore_operator.rollout import Migration, Rollout, Stage
@@ -32,7 +33,7 @@ class Plan:
 
     rollout: Rollout
     workloads: Bookstore  # the Bookstore at the version the Deployments are to run
-    missing_jobs: tuple[dict[str, Any], ...] = ()  # migration Jobs to create
+    missing_jobs: tuple[dict[str, Any], ...] = ()  # restore or migration Jobs to create
 
     @property
     def hold_workloads(self) -> bool:
@@ -47,6 +48,9 @@ async def observe_rollout(client: kube.Kube, store: Bookstore, previous: Mapping
     Job per service (once the database is ready), then rolls the Deployments; new pods that
     miss the Deployment controller's deadline are a stuck rollout, rolled back to the serving
     version when spec.upgrade.autoRollback is true, until spec.version changes again.
+    A Bookstore made from a backup (spec.database.restoreFrom) first runs its restore Job
+    (stage Restoring), once the database is ready; nothing migrates or starts before it
+    succeeded.
     """
     serving = str(previous.get("version") or "")
     target = store.version
@@ -75,8 +79,16 @@ async def observe_rollout(client: kube.Kube, store: Bookstore, previous: Mapping
             back = rollout("RolledBack", rolled_back_from=target, stuck=stuck)
             return Plan(back, store.at_version(serving))
         return Plan(rollout("RolloutStuck", stuck=stuck), store)
-    if not await _database_ready(client, store):
-        return Plan(rollout("WaitingForDatabase"), store)
+    restore, restore_job = await restores.observe_restore(client, store, previous)
+    database_ready = await _database_ready(client, store)
+    if restore is not None and not restore.done:
+        if restore_job is not None and not database_ready:
+            waiting = dataclasses.replace(restore, state="WaitingForDatabase")
+            return Plan(rollout("Restoring", restore=waiting), store)
+        jobs = (restore_job,) if restore_job is not None else ()
+        return Plan(rollout("Restoring", restore=restore), store, jobs)
+    if not database_ready:
+        return Plan(rollout("WaitingForDatabase", restore=restore), store)
     migrations: list[Migration] = []
     missing: list[dict[str, Any]] = []
     for service in builders.SERVICES:
@@ -89,11 +101,12 @@ async def observe_rollout(client: kube.Kube, store: Bookstore, previous: Mapping
         else:
             migrations.append(await _migration(client, store, service, job))
     stage = _stage(migrations)
-    return Plan(rollout(stage, migrations=tuple(migrations)), store, tuple(missing))
+    observed = rollout(stage, migrations=tuple(migrations), restore=restore)
+    return Plan(observed, store, tuple(missing))
 
 
 async def start_migrations(client: kube.Kube, plan: Plan) -> list[str]:
-    """Create the migration Jobs the plan found missing; returns what was created.
+    """Create the restore or migration Jobs the plan found missing; returns what was created.
 
     Jobs are created once and never applied again (their spec is immutable): a Job that
     appeared meanwhile (409) is the one wanted, as its name derives from the version.
