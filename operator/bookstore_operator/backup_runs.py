@@ -86,7 +86,10 @@ async def next_step(client: kube.Kube, run: BackupRun, settings: OperatorSetting
         )
         return Step(failed_status(run, message, now()))
     store = Bookstore.parse(found, settings)
-    waiting = await waits_for(client, store)
+    # A Bookstore being deleted (its final backup) is backed up even when paused.
+    waiting = await waits_for(
+        client, store, deleting=bool(found["metadata"].get("deletionTimestamp"))
+    )
     if waiting:
         return Step(pending_status(run, waiting), retry_after=NOT_READY_DELAY)
     problems: list[Problem] = []
@@ -106,9 +109,9 @@ async def next_step(client: kube.Kube, run: BackupRun, settings: OperatorSetting
     return Step(running_status(run, now()), created=f"Job/{name}")
 
 
-async def waits_for(client: kube.Kube, store: Bookstore) -> str:
+async def waits_for(client: kube.Kube, store: Bookstore, *, deleting: bool = False) -> str:
     """Why the backup cannot start yet ("" when it can): paused, or no database to dump."""
-    if store.spec.paused:
+    if store.spec.paused and not deleting:
         return (
             f"Bookstore {store.name} is paused (spec.paused): the backup starts once it is resumed"
         )

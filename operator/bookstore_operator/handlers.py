@@ -9,14 +9,19 @@ Reconciles of one Bookstore never overlap, and triggers that arrive while one is
 queued are coalesced into it. The child watches ask the API server for our label only
 (a server-side labelSelector, lists in chunks), so the operator never lists every
 ConfigMap or Deployment of the cluster.
-Deletion needs no handler: children carry a controller ownerReference, so the garbage
-collector deletes them with the Bookstore (the StatefulSet's PVC retention policy follows
-spec.database.deletionPolicy). The only finalizer is the one kopf puts on for the timer
-(`bookstore.dev/finalizer`), so that it can stop the timer before the object goes; kopf
-removes it once the timer stops (within seconds). kopf gives every timer a finalizer
-(there is no opt-out), and a hand-made resync loop would avoid it but would ignore
-peering; so a Bookstore deleted while no operator runs waits for one (see the README's
-troubleshooting for the command that releases it).
+Deletion needs no handler of its own: children carry a controller ownerReference, so the
+garbage collector deletes them with the Bookstore (the StatefulSet's PVC retention policy
+follows spec.database.deletionPolicy). kopf puts one finalizer on every Bookstore for the
+timers (`bookstore.dev/finalizer`; kopf gives every timer one, there is no opt-out, and a
+hand-made resync loop would avoid it but would ignore peering), and removes it once the
+timers stop (within seconds), so a Bookstore deleted while no operator runs waits for one
+(see the README's troubleshooting for the command that releases it). With
+spec.backup.finalBackup the same finalizer also waits for the last backup
+(final_backups.take_final_backup), bounded by BOOKSTORE_FINAL_BACKUP_TIMEOUT_SECONDS: the
+finalizer keeps the Bookstore, so the garbage collector keeps its database until then.
+A Bookstore made from a backup (spec.database.restoreFrom) is also reconciled when that
+backup changes (an index of the backups Bookstores restore from), so it does not wait for
+the resync to see its backup complete.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import kopf
 from bookstore_operator import kube
 from bookstore_operator.backup_health import BOOKSTORE_LABEL, wake_needed
 from bookstore_operator.errors import UserFixableError, classify
+from bookstore_operator.final_backups import take_final_backup, wants_final_backup
 from bookstore_operator.models import API_GROUP, API_VERSION, KIND, PLURAL
 from bookstore_operator.reconciler import reconcile
 from bookstore_operator.settings import OperatorSettings
@@ -154,16 +160,66 @@ async def wake_for_backups(
         await run_reconcile(memo, namespace, name, logger, escalate=False)
 
 
+@kopf.index(*BOOKSTORES)
+def restore_sources(
+    namespace: str | None, name: str, spec: kopf.Spec, **_: Any
+) -> dict[tuple[str, str], str]:
+    """(namespace, backup) -> the Bookstores restoring from that BookstoreBackup."""
+    backup = ((spec.get("database") or {}).get("restoreFrom") or {}).get("backup")
+    return {(namespace or "", str(backup)): name} if backup else {}
+
+
 @kopf.on.event(*BACKUPS, id="backup-changed")
 async def backup_changed(
-    event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any
+    event: kopf.RawEvent,
+    body: kopf.Body,
+    memo: kopf.Memo,
+    logger: kopf.Logger,
+    **kwargs: Any,
 ) -> None:
-    """A BookstoreBackup appeared, changed phase or went: reconcile its Bookstore's status."""
+    """A BookstoreBackup appeared, changed phase or went: reconcile its Bookstore's status,
+    and the Bookstores waiting to restore it."""
+    restore_sources: kopf.Index[tuple[str, str], str] = kwargs["restore_sources"]
     store = backup_store(body)
     changes: ChangeFilter = memo.changes
-    if store is None or not changes.matters(event.get("type"), body):
+    if not changes.matters(event.get("type"), body):
         return
-    await run_reconcile(memo, body.metadata.namespace or "", store, logger, escalate=False)
+    namespace = body.metadata.namespace or ""
+    restoring = list(restore_sources.get((namespace, body.metadata.name or ""), []))
+    for name in ([store] if store is not None else []) + restoring:
+        await run_reconcile(memo, namespace, name, logger, escalate=False)
+
+
+def _final_backup_wanted(spec: kopf.Spec, **_: Any) -> bool:
+    return wants_final_backup(spec)
+
+
+@kopf.on.delete(*BOOKSTORES, id="final-backup", when=_final_backup_wanted)
+async def final_backup(
+    body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, runtime: datetime.timedelta, **_: Any
+) -> None:
+    """spec.backup.finalBackup: take one last backup before the children go, waiting for it a
+    bounded time (the finalizer is released then, whatever happened)."""
+    settings: OperatorSettings = memo.operator_settings
+    elapsed = runtime.total_seconds()
+    try:
+        step = await take_final_backup(memo.kube, body, settings, elapsed)
+    except Exception as exc:
+        error = classify(exc)
+        if (
+            isinstance(error, kopf.TemporaryError)
+            and elapsed < settings.final_backup_timeout_seconds
+        ):
+            raise error from exc
+        message = f"No final backup was taken ({error}); the Bookstore's deletion goes on"
+        kopf.warn(body, reason="FinalBackupSkipped", message=message)
+        return
+    if step.reason:
+        post = kopf.warn if step.warning else kopf.info
+        post(body, reason=step.reason, message=step.message)
+    if not step.done:
+        logger.info(step.message)
+        raise kopf.TemporaryError(step.message, delay=step.retry_after)
 
 
 def backup_store(body: Mapping[str, Any]) -> str | None:

@@ -37,3 +37,9 @@ class OperatorSettings(BaseSettings):
         description="How long a deleted BookstoreBackup waits for the Job removing its files"
         " before it goes anyway (with a Warning event).",
     )
+    final_backup_timeout_seconds: float = Field(
+        900.0,
+        gt=0,
+        description="How long a deleted Bookstore with spec.backup.finalBackup waits for its last"
+        " backup before it goes anyway (with a Warning event); counted from the first attempt.",
+    )
