@@ -26,6 +26,7 @@ the resync to see its backup complete.
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -100,6 +101,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     memo.locks = KeyedLock[tuple[str, str]]()
     memo.queued = set()
     memo.changes = ChangeFilter()
+    memo.background = set()
 
 
 def _is_child_resource(resource: kopf.Resource) -> bool:
@@ -187,7 +189,26 @@ async def backup_changed(
     namespace = body.metadata.namespace or ""
     restoring = list(restore_sources.get((namespace, body.metadata.name or ""), []))
     for name in ([store] if store is not None else []) + restoring:
-        await run_reconcile(memo, namespace, name, logger, escalate=False)
+        spawn_reconcile(memo, namespace, name, logger)
+
+
+def spawn_reconcile(memo: kopf.Memo, namespace: str, name: str, logger: kopf.Logger) -> None:
+    """Reconcile a Bookstore in the background: the caller is another object's handler (a
+    BookstoreBackup's), whose own events and deletion must not wait behind that reconcile.
+    A trigger already queued for the Bookstore absorbs this one (run_reconcile)."""
+    tasks: set[asyncio.Task[None]] = memo.background
+    task = asyncio.create_task(run_reconcile(memo, namespace, name, logger, escalate=False))
+    tasks.add(task)
+    task.add_done_callback(tasks.discard)
+
+
+@kopf.on.cleanup()
+async def stop_background(memo: kopf.Memo, **_: Any) -> None:
+    """Cancel the background reconciles still running when the operator stops."""
+    tasks: set[asyncio.Task[None]] = memo.get("background") or set()
+    for task in list(tasks):
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def _final_backup_wanted(spec: kopf.Spec, **_: Any) -> bool:
