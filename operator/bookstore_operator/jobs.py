@@ -7,7 +7,7 @@ terminated state (the termination message) and, for a failure, a bounded tail of
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 from kubernetes.client.exceptions import ApiException
@@ -56,9 +56,17 @@ def is_finished(job: Mapping[str, Any]) -> bool:
 
 
 async def observe_job(
-    client: kube.Kube, namespace: str, job: Mapping[str, Any], container: str
+    client: kube.Kube,
+    namespace: str,
+    job: Mapping[str, Any],
+    container: str,
+    describe: Callable[[str], str] = str,
 ) -> JobOutcome:
-    """The Job's outcome: its conditions, then its last pod's exit code and message."""
+    """The Job's outcome: its conditions, then its last pod's exit code and message.
+
+    `describe` turns the termination message into the start of `detail` (e.g. the words of
+    a JSON report); a failure's bounded log tail follows it.
+    """
     conditions = {
         c.get("type"): c
         for c in (job.get("status") or {}).get("conditions") or []
@@ -74,7 +82,7 @@ async def observe_job(
     pod = await last_pod(client, namespace, job["metadata"]["name"])
     terminated = terminated_state(pod, container)
     message = str(terminated.get("message") or "").strip()
-    detail = message
+    detail = describe(message)
     if state == "Failed" and pod is not None:
         tail = await log_tail(client, namespace, pod["metadata"]["name"], container)
         if tail and tail not in detail:

@@ -12,18 +12,13 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any
 
-from kubernetes.client.exceptions import ApiException
-
-from bookstore_operator import builders, kube, restores
-from bookstore_operator.errors import ChildWriteError
+from bookstore_operator import builders, jobs, kube, restores
 from bookstore_operator.models import Bookstore
 from bookstore_operator.rollout import Migration, Rollout, Stage
 
-# The bounded tail of a failed migration pod's log that reaches status and events.
-LOG_TAIL_LINES = 20
-LOG_LIMIT_BYTES = 4096
+# The Deployment controller's reason when new pods missed progressDeadlineSeconds.
 DEADLINE_EXCEEDED = "ProgressDeadlineExceeded"
 
 
@@ -85,8 +80,8 @@ async def observe_rollout(client: kube.Kube, store: Bookstore, previous: Mapping
         if restore_job is not None and not database_ready:
             waiting = dataclasses.replace(restore, state="WaitingForDatabase")
             return Plan(rollout("Restoring", restore=waiting), store)
-        jobs = (restore_job,) if restore_job is not None else ()
-        return Plan(rollout("Restoring", restore=restore), store, jobs)
+        to_create = (restore_job,) if restore_job is not None else ()
+        return Plan(rollout("Restoring", restore=restore), store, to_create)
     if not database_ready:
         return Plan(rollout("WaitingForDatabase", restore=restore), store)
     migrations: list[Migration] = []
@@ -111,17 +106,11 @@ async def start_migrations(client: kube.Kube, plan: Plan) -> list[str]:
     Jobs are created once and never applied again (their spec is immutable): a Job that
     appeared meanwhile (409) is the one wanted, as its name derives from the version.
     """
-    created = []
-    for manifest in plan.missing_jobs:
-        what = f"Job/{manifest['metadata']['name']}"
-        try:
-            await client.create(manifest)
-        except ApiException as exc:
-            if exc.status == 409:
-                continue
-            raise ChildWriteError(what, exc) from exc
-        created.append(what)
-    return created
+    return [
+        f"Job/{manifest['metadata']['name']}"
+        for manifest in plan.missing_jobs
+        if await jobs.create_job(client, manifest)
+    ]
 
 
 def _stage(migrations: list[Migration]) -> Stage:
@@ -172,66 +161,29 @@ async def _database_ready(client: kube.Kube, store: Bookstore) -> bool:
 async def _migration(
     client: kube.Kube, store: Bookstore, service: str, job: Mapping[str, Any]
 ) -> Migration:
-    """A Job's outcome: its conditions, then its last pod's exit code and message."""
+    """A migration Job's outcome, with the report `migrate` wrote as its termination message."""
     name = job["metadata"]["name"]
-    conditions = {
-        c.get("type"): c
-        for c in (job.get("status") or {}).get("conditions") or []
-        if c.get("status") == "True"
-    }
-    state: Literal["Running", "Succeeded", "Failed"]
-    if "Complete" in conditions:
-        state = "Succeeded"
-    elif "Failed" in conditions:
-        state = "Failed"
-    else:
+    container = builders.MIGRATION_CONTAINER
+    outcome = await jobs.observe_job(client, store.namespace, job, container, _report_words)
+    if not outcome.finished:
         return Migration(service, name, "Running")
-    pod = await _last_pod(client, store.namespace, name)
-    terminated = _terminated(pod)
-    message = str(terminated.get("message") or "").strip()
-    report = _report(message)
-    detail = str(report.get("message") or "") if report else message
-    if state == "Failed" and pod is not None:
-        tail = await _log_tail(client, store.namespace, pod["metadata"]["name"])
-        if tail and tail not in detail:
-            detail = f"{detail}; last log lines: {tail}" if detail else f"last log lines: {tail}"
-    if state == "Failed" and not detail:
-        failed = conditions["Failed"]
-        detail = f"{failed.get('reason', 'Failed')}: {failed.get('message', '')}".strip(": ")
-    exit_code = terminated.get("exitCode")
+    report = _report(outcome.message)
     return Migration(
         service,
         name,
-        state,
-        exit_code=int(exit_code) if exit_code is not None else None,
+        outcome.state,
+        exit_code=outcome.exit_code,
         outcome=str(report.get("outcome") or ""),
         revision=_text(report.get("revision")),
         head=_text(report.get("head")),
-        detail=detail,
+        detail=outcome.detail,
     )
 
 
-async def _last_pod(client: kube.Kube, namespace: str, job: str) -> dict[str, Any] | None:
-    """The Job's most recent pod (the Job controller labels its pods with the Job's name)."""
-    path = kube.resource_path("v1", "Pod", namespace)
-    found = await client.request(
-        "GET", path, query={"labelSelector": f"{builders.JOB_NAME_LABEL}={job}"}
-    )
-    pods: list[dict[str, Any]] = list((found or {}).get("items") or [])
-    pods.sort(key=lambda pod: str(pod["metadata"].get("creationTimestamp", "")))
-    return pods[-1] if pods else None
-
-
-def _terminated(pod: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The migrate container's terminated state (or last terminated state), else {}."""
-    for status in ((pod or {}).get("status") or {}).get("containerStatuses") or []:
-        if status.get("name") != builders.MIGRATION_CONTAINER:
-            continue
-        for key in ("state", "lastState"):
-            terminated = (status.get(key) or {}).get("terminated")
-            if terminated:
-                return dict(terminated)
-    return {}
+def _report_words(message: str) -> str:
+    """What a failed migration says: its report's message, else the termination message."""
+    report = _report(message)
+    return str(report.get("message") or "") if report else message
 
 
 def _report(message: str) -> dict[str, Any]:
@@ -241,21 +193,6 @@ def _report(message: str) -> dict[str, Any]:
     except ValueError:
         return {}
     return report if isinstance(report, dict) else {}
-
-
-async def _log_tail(client: kube.Kube, namespace: str, pod: str) -> str:
-    """The last lines of the migrate container's log, bounded; "" when it cannot be read."""
-    path = kube.resource_path("v1", "Pod", namespace, pod, "log")
-    query = {
-        "container": builders.MIGRATION_CONTAINER,
-        "tailLines": str(LOG_TAIL_LINES),
-        "limitBytes": str(LOG_LIMIT_BYTES),
-    }
-    try:
-        log = await client.request("GET", path, query=query)
-    except ApiException:
-        return ""  # the pod or its log is gone: the termination message still says why
-    return " | ".join(line for line in str(log or "").splitlines() if line.strip())
 
 
 def _text(value: Any) -> str | None:

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from tests.operator.backup_samples import SUMMARY
-from tests.operator.runtime.conftest import JOBS, NAMESPACE, PODS, api, eventually
+from tests.operator.runtime.conftest import NAMESPACE, api, eventually, run_job_pod
 from tests.operator.runtime.emulator import Emulator
 
 BACKUPS = f"/apis/bookstore.dev/v1alpha1/namespaces/{NAMESPACE}/bookstorebackups"
@@ -72,57 +72,7 @@ async def finish_pod(
 ) -> dict[str, Any]:
     """Play the Job controller and the kubelet: the Job's one container ran and exited with
     `exit_code`, its termination message and log; then the Job is Complete or Failed."""
-    meta = job_body["metadata"]
-    template = job_body["spec"]["template"]
-    pod = {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {
-            "generateName": f"{meta['name']}-",
-            "labels": {
-                **template["metadata"]["labels"],
-                "batch.kubernetes.io/job-name": meta["name"],
-                "job-name": meta["name"],
-            },
-            "ownerReferences": [
-                {
-                    "apiVersion": "batch/v1",
-                    "kind": "Job",
-                    "name": meta["name"],
-                    "uid": meta["uid"],
-                    "controller": True,
-                    "blockOwnerDeletion": True,
-                }
-            ],
-        },
-        "spec": template["spec"],
-    }
-    created = await api(emulator, "POST", PODS, pod)
-    pod_name = created["metadata"]["name"]
-    emulator.pod_logs[(NAMESPACE, pod_name)] = log
-    container = template["spec"]["containers"][0]["name"]
-    terminated = {
-        "exitCode": exit_code,
-        "reason": "Completed" if exit_code == 0 else "Error",
-        "message": message,
-    }
-    pod_status = {
-        "phase": "Succeeded" if exit_code == 0 else "Failed",
-        "containerStatuses": [
-            {"name": container, "ready": False, "state": {"terminated": terminated}}
-        ],
-    }
-    await api(emulator, "PATCH", f"{PODS}/{pod_name}/status", {"status": pod_status}, merge=True)
-    if exit_code == 0:
-        condition = {"type": "Complete", "status": "True", "reason": "CompletionsReached"}
-        counts = {"succeeded": 1}
-    else:
-        condition = {"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded"}
-        counts = {"failed": 3}
-    status = {**counts, "conditions": [condition]}
-    return await api(
-        emulator, "PATCH", f"{JOBS}/{meta['name']}/status", {"status": status}, merge=True
-    )
+    return await run_job_pod(emulator, job_body, exit_code=exit_code, message=message, log=log)
 
 
 def events_of(emulator: Emulator, name: str, reason: str) -> list[dict[str, Any]]:

@@ -259,21 +259,43 @@ async def finish_job(
     message: str | None = None,
     log: str = "",
 ) -> dict[str, Any]:
-    """Play the Job controller and the kubelet: one pod of the Job ran and exited with
-    `exit_code`, its termination message (default: `migrate`'s success report) and log; then
-    the Job is Complete (exit 0) or Failed (podFailurePolicy on 3, else out of retries)."""
-    meta = job["metadata"]
-    service = meta["labels"]["bookstore.dev/service"]
+    """Play the Job controller and the kubelet for a migration Job: its pod ran and exited
+    with `exit_code`, its termination message (default: `migrate`'s success report) and log."""
     if message is None:
+        service = job["metadata"]["labels"]["bookstore.dev/service"]
         report = {"service": service, "outcome": "migrated", "revision": SCHEMA_HEAD}
         message = json.dumps({**report, "head": SCHEMA_HEAD})
+    return await run_job_pod(emulator, job, exit_code=exit_code, message=message, log=log)
+
+
+def fail_job_exit_codes(job: dict[str, Any]) -> set[int]:
+    """The exit codes on which the Job's podFailurePolicy fails it at once (FailJob In)."""
+    rules = (job["spec"].get("podFailurePolicy") or {}).get("rules") or []
+    return {
+        int(code)
+        for rule in rules
+        if rule.get("action") == "FailJob"
+        and (rule.get("onExitCodes") or {}).get("operator") == "In"
+        for code in rule["onExitCodes"].get("values") or []
+    }
+
+
+async def run_job_pod(
+    emulator: Emulator, job: dict[str, Any], *, exit_code: int, message: str, log: str
+) -> dict[str, Any]:
+    """Play the Job controller and the kubelet: one pod of the Job ran its one container,
+    which exited with `exit_code`, its termination message and log; then the Job is Complete
+    (exit 0), or Failed: at once on an exit code its podFailurePolicy names, else out of
+    retries."""
+    meta = job["metadata"]
+    template = job["spec"]["template"]
     pod = {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {
             "generateName": f"{meta['name']}-",
             "labels": {
-                **job["spec"]["template"]["metadata"]["labels"],
+                **template["metadata"]["labels"],
                 "batch.kubernetes.io/job-name": meta["name"],
                 "job-name": meta["name"],
             },
@@ -288,11 +310,12 @@ async def finish_job(
                 }
             ],
         },
-        "spec": job["spec"]["template"]["spec"],
+        "spec": template["spec"],
     }
     created = await api(emulator, "POST", PODS, pod)
     pod_name = created["metadata"]["name"]
     emulator.pod_logs[(NAMESPACE, pod_name)] = log
+    container = template["spec"]["containers"][0]["name"]
     terminated = {
         "exitCode": exit_code,
         "reason": "Completed" if exit_code == 0 else "Error",
@@ -301,17 +324,19 @@ async def finish_job(
     pod_status = {
         "phase": "Succeeded" if exit_code == 0 else "Failed",
         "containerStatuses": [
-            {"name": "migrate", "ready": False, "state": {"terminated": terminated}}
+            {"name": container, "ready": False, "state": {"terminated": terminated}}
         ],
     }
     await api(emulator, "PATCH", f"{PODS}/{pod_name}/status", {"status": pod_status}, merge=True)
     if exit_code == 0:
         condition = {"type": "Complete", "status": "True", "reason": "CompletionsReached"}
         counts = {"succeeded": 1}
-    else:
-        reason = "PodFailurePolicy" if exit_code == 3 else "BackoffLimitExceeded"
-        condition = {"type": "Failed", "status": "True", "reason": reason}
+    elif exit_code in fail_job_exit_codes(job):
+        condition = {"type": "Failed", "status": "True", "reason": "PodFailurePolicy"}
         counts = {"failed": 1}
+    else:
+        condition = {"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded"}
+        counts = {"failed": int(job["spec"].get("backoffLimit", 6)) + 1}
     status = {**counts, "conditions": [condition]}
     return await api(
         emulator, "PATCH", f"{JOBS}/{meta['name']}/status", {"status": status}, merge=True
