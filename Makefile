@@ -60,7 +60,7 @@ typecheck: install ## Type-check our packages (mypy --strict)
 
 .PHONY: test
 test: install helm lint typecheck ## Lint, type-check and run every test but e2e (what CI runs)
-	$(BIN)/pytest tests --ignore=tests/e2e
+	$(BIN)/pytest tests --ignore=tests/e2e -n 2 --dist loadfile
 	$(MAKE) scan
 
 $(LOWEST_VENV)/.installed: pyproject.toml constraints/lowest.txt
