@@ -38,7 +38,6 @@ from bookstore_operator.models import Bookstore
 from bookstore_operator.settings import OperatorSettings
 from bookstore_operator.status import Problem
 
-STATUS_WRITE_ATTEMPTS = 3
 # How often a deleted backup looks at its cleanup Job again (at most; sooner with a short bound).
 CLEANUP_POLL_SECONDS = 10.0
 
@@ -164,37 +163,14 @@ async def write_status(
     client: kube.Kube, body: Mapping[str, Any], status: Mapping[str, Any]
 ) -> bool:
     """Patch the status subresource when it changed (409: read again, unless it is final)."""
-    current: Mapping[str, Any] = body
-    meta = body["metadata"]
-    for _ in range(STATUS_WRITE_ATTEMPTS):
-        previous = current.get("status") or {}
-        if dict(previous) == dict(status):
-            return False
-        patch = {
-            "metadata": {"resourceVersion": current["metadata"]["resourceVersion"]},
-            "status": {**{key: None for key in previous if key not in status}, **status},
-        }
-        try:
-            await client.merge_patch(
-                BACKUP_API_VERSION,
-                BACKUP_KIND,
-                meta["namespace"],
-                meta["name"],
-                patch,
-                subresource="status",
-            )
-        except ApiException as exc:
-            if exc.status != 409:
-                raise
-            fresh = await client.get(
-                BACKUP_API_VERSION, BACKUP_KIND, meta["namespace"], meta["name"]
-            )
-            if fresh is None or BackupRun.parse(fresh).finished:
-                return False  # gone, or another writer recorded the end
-            current = fresh
-            continue
-        return True
-    return False
+    return await kube.write_status(
+        client,
+        body,
+        status,
+        api_version=BACKUP_API_VERSION,
+        kind=BACKUP_KIND,
+        still_ours=lambda _, fresh: not BackupRun.parse(fresh).finished,
+    )
 
 
 def announce(body: Mapping[str, Any], run: BackupRun, step: Step) -> None:

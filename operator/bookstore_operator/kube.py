@@ -293,12 +293,21 @@ def _version(obj: Mapping[str, Any]) -> str | None:
     return version
 
 
-async def write_status(kube: Kube, body: Mapping[str, Any], status: Mapping[str, Any]) -> bool:
-    """Patch the Bookstore's status subresource when it changed; retry on a conflict.
+async def write_status(
+    kube: Kube,
+    body: Mapping[str, Any],
+    status: Mapping[str, Any],
+    *,
+    api_version: str = BOOKSTORE_API_VERSION,
+    kind: str = "Bookstore",
+    still_ours: Callable[[Mapping[str, Any], Mapping[str, Any]], bool] | None = None,
+) -> bool:
+    """Patch an object's status subresource when it changed; retry on a conflict.
 
     The patch carries the resourceVersion we read, so a concurrent writer makes it fail
-    with 409 instead of being overwritten; we then re-read and try again while the object
-    is still at the generation this status describes.
+    with 409 instead of being overwritten; we then re-read and try again while
+    `still_ours(body, fresh)` holds (default: the object is still at the generation this
+    status describes). Keys the new status drops are removed at any depth.
     """
     meta = body["metadata"]
     current: Mapping[str, Any] = body
@@ -312,27 +321,25 @@ async def write_status(kube: Kube, body: Mapping[str, Any], status: Mapping[str,
         }
         try:
             await kube.merge_patch(
-                BOOKSTORE_API_VERSION,
-                "Bookstore",
-                meta["namespace"],
-                meta["name"],
-                patch,
-                subresource="status",
+                api_version, kind, meta["namespace"], meta["name"], patch, subresource="status"
             )
         except ApiException as exc:
             if exc.status != 409:
                 raise
-            fresh = await kube.get(
-                BOOKSTORE_API_VERSION, "Bookstore", meta["namespace"], meta["name"]
-            )
-            if fresh is None or fresh["metadata"].get("generation") != meta.get("generation"):
+            fresh = await kube.get(api_version, kind, meta["namespace"], meta["name"])
+            if fresh is None or not (still_ours or _same_generation)(body, fresh):
                 return False  # gone or changed again: the next reconcile reports the new state
             current = fresh
             continue
         return True
     logger.warning(
-        "Status of %s/%s kept conflicting; the next reconcile retries.",
+        "Status of %s %s/%s kept conflicting; the next reconcile retries.",
+        kind,
         meta["namespace"],
         meta["name"],
     )
     return False
+
+
+def _same_generation(body: Mapping[str, Any], fresh: Mapping[str, Any]) -> bool:
+    return bool(fresh["metadata"].get("generation") == body["metadata"].get("generation"))
