@@ -1,0 +1,1 @@
+"""`kubectl bookstore`: a kubectl plugin that summarizes a Bookstore and explains what is wrong."""

@@ -1,0 +1,1 @@
+"""Reconcile the monitoring children (PodMonitor, PrometheusRule) of a Bookstore (issue 13)."""
