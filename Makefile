@@ -43,6 +43,10 @@ $(HELM):
 .PHONY: helm
 helm: $(HELM) ## Install Helm into .tools/bin when it is not on PATH
 
+.PHONY: promtool
+promtool: ## Check for promtool (alerting rule checks), else install Debian's prometheus package (root)
+	hack/install-promtool.sh
+
 .PHONY: lint
 lint: install ## Lint and check formatting (ruff) and module boundaries (import-linter)
 	$(BIN)/ruff check .
@@ -59,7 +63,7 @@ typecheck: install ## Type-check our packages (mypy --strict)
 	$(BIN)/mypy
 
 .PHONY: test
-test: install helm lint typecheck ## Lint, type-check and run every test but e2e (what CI runs)
+test: install helm promtool lint typecheck ## Lint, type-check and run every test but e2e (what CI runs)
 	$(BIN)/pytest tests --ignore=tests/e2e -n 2 --dist loadfile
 	$(MAKE) scan
 
