@@ -13,7 +13,7 @@ import kopf
 # Importing these registers the kopf handlers (of Bookstores, and of BookstoreBackups).
 import bookstore_operator.backup_handlers
 import bookstore_operator.handlers  # noqa: F401
-from bookstore_operator import __version__, preflight
+from bookstore_operator import __version__, metrics, preflight
 from bookstore_operator.settings import OperatorSettings
 
 LOG_FORMATS = {
@@ -53,6 +53,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         type=int,
         default=8080,
         help="Port of the /healthz liveness endpoint (0 disables it). Default: 8080.",
+    )
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=8081,
+        help="Port of the Prometheus /metrics endpoint, served by every replica, standbys too"
+        " (0 disables it). Default: 8081.",
     )
     parser.add_argument(
         "--peering",
@@ -105,7 +112,20 @@ def main(argv: Sequence[str] | None = None) -> None:
     if standalone_because:
         logger.warning(standalone_because)
         args.standalone = True
+    serve_metrics(args.metrics_port)
     kopf.run(**run_arguments(args))
+
+
+def serve_metrics(port: int) -> None:
+    """Serve /metrics from a thread of its own, once per process and before kopf runs: a
+    scrape never waits on the event loop, and a replica on standby (peering) serves too."""
+    if not port:
+        return
+    try:
+        metrics.serve(port)
+    except OSError as exc:
+        logger.error("Not starting: cannot serve /metrics on port %d: %s", port, exc)
+        raise SystemExit(EXIT_PREFLIGHT) from None
 
 
 def preflight_checks(args: argparse.Namespace) -> str | None:

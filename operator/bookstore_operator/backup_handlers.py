@@ -8,12 +8,13 @@ BookstoreBackup runs `backup_runs.clean_up_backup` under kopf's finalizer, bound
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any
 
 import kopf
 
-from bookstore_operator import backup_runs, kube
+from bookstore_operator import backup_runs, kube, metrics
 from bookstore_operator.backup_status import (
     BACKUP_API_VERSION,
     BACKUP_KIND,
@@ -21,7 +22,7 @@ from bookstore_operator.backup_status import (
     FINAL_PHASES,
 )
 from bookstore_operator.builders.backups import BACKUP_COMPONENT
-from bookstore_operator.errors import classify
+from bookstore_operator.errors import classify, outcome
 from bookstore_operator.models import API_GROUP, API_VERSION
 from bookstore_operator.settings import OperatorSettings
 from bookstore_operator.triggers import KeyedLock
@@ -110,6 +111,7 @@ async def reconcile(
     locks: KeyedLock[tuple[str, str]] = memo.backup_locks
     client: kube.Kube = memo.kube
     async with locks.hold((namespace, name)):
+        started = time.monotonic()
         try:
             body = await client.get(BACKUP_API_VERSION, BACKUP_KIND, namespace, name)
             if body is None:
@@ -119,9 +121,12 @@ async def reconcile(
             )
         except Exception as exc:
             error = classify(exc)
+            metrics.reconciled(BACKUP_KIND, outcome(error), time.monotonic() - started)
             if escalate:
                 raise error from exc
             logger.warning("Reconcile of backup %s/%s did not finish: %s", namespace, name, error)
             return
+        # Waiting for the backup's Job is a reconcile that went fine, not a failure.
+        metrics.reconciled(BACKUP_KIND, "ok", time.monotonic() - started)
     if retry_after is not None and escalate:
         raise kopf.TemporaryError("The backup waits (see status.message)", delay=retry_after)

@@ -19,7 +19,7 @@ from typing import Any
 import kubernetes
 from kubernetes.client.exceptions import ApiException
 
-from bookstore_operator import __version__
+from bookstore_operator import __version__, metrics
 from bookstore_operator.apply import FIELD_MANAGER
 from bookstore_operator.models import API_GROUP, API_VERSION, PLURAL
 from bookstore_operator.settings import OperatorSettings
@@ -49,6 +49,7 @@ PLURALS: dict[tuple[str, str], str] = {
     (f"{API_GROUP}/{API_VERSION}", "BookstoreBackup"): "bookstorebackups",
 }
 BOOKSTORE_API_VERSION = f"{API_GROUP}/{API_VERSION}"
+KINDS_BY_PLURAL = {plural: kind for (_, kind), plural in PLURALS.items()}
 
 
 def resource_path(
@@ -58,6 +59,23 @@ def resource_path(
     prefix = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
     path = f"{prefix}/namespaces/{namespace}/{PLURALS[(api_version, kind)]}"
     return "/".join(part for part in (path, name, subresource) if part)
+
+
+def request_labels(method: str, path: str, content_type: str = "") -> tuple[str, str]:
+    """The (verb, kind) of a request for the metrics: RBAC's verbs (a collection GET is
+    `list`) plus `apply` for server-side apply; the kind from the path's resource (its plural
+    when it is not one of ours, e.g. `clusterkopfpeerings`)."""
+    parts = [part for part in path.split("?")[0].split("/") if part]
+    rest = parts[2:] if parts[:1] == ["api"] else parts[3:]  # after /api/v1 or /apis/g/v
+    if rest[:1] == ["namespaces"] and len(rest) >= 3:
+        rest = rest[2:]
+    plural, named = (rest[0] if rest else ""), len(rest) > 1
+    verb = {"POST": "create", "PUT": "update", "DELETE": "delete"}.get(method, "")
+    if method == "GET":
+        verb = "get" if named else "list"
+    elif method == "PATCH":
+        verb = "apply" if content_type == APPLY_PATCH else "patch"
+    return verb or method.lower(), KINDS_BY_PLURAL.get(plural, plural or "unknown")
 
 
 class Kube:
@@ -118,9 +136,17 @@ class Kube:
             body=body,
             auth_settings=["BearerToken"],
         )
-        response = self._api.call_api(*request, _request_timeout=self.timeout)
-        response.read()  # type: ignore[no-untyped-call]
-        return self._api.response_deserialize(response, {"2XX": "object"}).data
+        status = None  # no HTTP response (a timeout, a refused connection): code "error"
+        try:
+            response = self._api.call_api(*request, _request_timeout=self.timeout)
+            status = response.status
+            response.read()  # type: ignore[no-untyped-call]
+            return self._api.response_deserialize(response, {"2XX": "object"}).data
+        except ApiException as exc:
+            status = status or exc.status  # e.g. a 429 the client's retries gave up on
+            raise
+        finally:
+            metrics.api_request(*request_labels(method, path, content_type), status)
 
     async def request(
         self,

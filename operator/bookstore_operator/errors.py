@@ -98,6 +98,11 @@ def classify(exc: BaseException) -> kopf.PermanentError | kopf.TemporaryError:
     return kopf.TemporaryError(f"Unexpected failure: {exc!r}", delay=SERVER_ERROR_DELAY)
 
 
+def outcome(verdict: kopf.PermanentError | kopf.TemporaryError) -> str:
+    """The result of a failed reconcile for the metrics: `permanent` or `retry`."""
+    return "permanent" if isinstance(verdict, kopf.PermanentError) else "retry"
+
+
 def _api_message(exc: ApiException) -> str:
     """The `message` of the Kubernetes Status the server answered with, else the raw body."""
     try:

@@ -28,14 +28,15 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import kopf
 
-from bookstore_operator import kube
+from bookstore_operator import kube, metrics
 from bookstore_operator.backup_health import BOOKSTORE_LABEL, wake_needed
-from bookstore_operator.errors import UserFixableError, classify
+from bookstore_operator.errors import UserFixableError, classify, outcome
 from bookstore_operator.final_backups import take_final_backup, wants_final_backup
 from bookstore_operator.models import API_GROUP, API_VERSION, KIND, PLURAL
 from bookstore_operator.reconciler import reconcile
@@ -98,7 +99,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         memo.kube = kube.Kube.from_environment(memo.operator_settings)
     if "clock" not in memo:
         memo.clock = utc_now
-    memo.locks = KeyedLock[tuple[str, str]]()
+    memo.locks = KeyedLock[tuple[str, str]](observe_wait=metrics.LOCK_WAIT.observe)
     memo.queued = set()
     memo.changes = ChangeFilter()
     memo.background = set()
@@ -160,6 +161,19 @@ async def wake_for_backups(
     if wake_needed(body, clock()):
         logger.debug("Backups of %s/%s need a reconcile.", namespace, name)
         await run_reconcile(memo, namespace, name, logger, escalate=False)
+
+
+@kopf.on.event(*BOOKSTORES, id="forget-deleted")
+async def forget_deleted(
+    event: kopf.RawEvent, namespace: str | None, name: str, memo: kopf.Memo, **_: Any
+) -> None:
+    """A Bookstore is gone: drop its gauges, after any reconcile of it still running (which
+    would report it again)."""
+    if event.get("type") != "DELETED":
+        return
+    locks: KeyedLock[tuple[str, str]] = memo.locks
+    async with locks.hold((namespace or "", name)):
+        metrics.BOOKSTORES.forget(namespace or "", name)
 
 
 @kopf.index(*BOOKSTORES)
@@ -293,17 +307,24 @@ async def run_reconcile(
         memo.queued.discard(key)
         client: kube.Kube = memo.kube
         settings: OperatorSettings = memo.operator_settings
+        started = time.monotonic()
         try:
             body = await client.get(kube.BOOKSTORE_API_VERSION, KIND, namespace, name)
+            if body is None:
+                metrics.BOOKSTORES.forget(namespace, name)
             if body is None or body["metadata"].get("deletionTimestamp"):
-                return  # gone or going: the garbage collector removes the children
+                return  # gone or going (the garbage collector removes the children): no reconcile
+            metrics.BOOKSTORES.observe(namespace, name, body.get("status") or {})
             clock: Clock = memo.clock
             await reconcile(client, body, settings, logger, clock())
         except Exception as exc:
             error = classify(_sooner(exc, settings))
+            metrics.reconciled(KIND, outcome(error), time.monotonic() - started)
             if escalate:
                 raise error from exc
             logger.warning("Reconcile of %s/%s did not finish: %s", namespace, name, error)
+        else:
+            metrics.reconciled(KIND, "ok", time.monotonic() - started)
 
 
 def _sooner(exc: Exception, settings: OperatorSettings) -> Exception:

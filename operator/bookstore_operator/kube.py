@@ -19,7 +19,7 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
-from bookstore_operator import templates
+from bookstore_operator import metrics, templates
 from bookstore_operator.apply import (
     FIELD_MANAGER,
     HANDOVER_MANAGER,
@@ -236,8 +236,10 @@ async def _converge(
     report.live[key] = applied
     if _version(applied) != _version(live):
         report.updated.append(label(key))
-        if rebuilt(live, body):
+        if rebuilt(live, body):  # what we build changed (spec, inputs, operator release)
             report.rebuilt.append(label(key))
+        else:  # we applied this very body before: someone changed the live object
+            metrics.drift_repaired(key.kind)
     else:  # the API server found nothing to change: not drift after all
         report.drifted.remove(label(key))
         logger.debug("Applying %s changed nothing.", label(key))
@@ -307,9 +309,12 @@ async def write_status(
     The patch carries the resourceVersion we read, so a concurrent writer makes it fail
     with 409 instead of being overwritten; we then re-read and try again while
     `still_ours(body, fresh)` holds (default: the object is still at the generation this
-    status describes). Keys the new status drops are removed at any depth.
+    status describes). Keys the new status drops are removed at any depth. A Bookstore's
+    status feeds the per-Bookstore gauges (metrics.BOOKSTORES), written or not.
     """
     meta = body["metadata"]
+    if kind == "Bookstore":
+        metrics.BOOKSTORES.observe(meta["namespace"], meta["name"], status)
     current: Mapping[str, Any] = body
     for _ in range(STATUS_WRITE_ATTEMPTS):
         previous = current.get("status") or {}
@@ -327,6 +332,8 @@ async def write_status(
             if exc.status != 409:
                 raise
             fresh = await kube.get(api_version, kind, meta["namespace"], meta["name"])
+            if fresh is None and kind == "Bookstore":
+                metrics.BOOKSTORES.forget(meta["namespace"], meta["name"])
             if fresh is None or not (still_ours or _same_generation)(body, fresh):
                 return False  # gone or changed again: the next reconcile reports the new state
             current = fresh

@@ -12,7 +12,8 @@ import asyncio
 import contextlib
 import hashlib
 import json
-from collections.abc import AsyncIterator, Hashable, Mapping
+import time
+from collections.abc import AsyncIterator, Callable, Hashable, Mapping
 from typing import Any, Generic, TypeVar
 
 K = TypeVar("K", bound=Hashable)
@@ -37,10 +38,15 @@ class _Entry:
 
 
 class KeyedLock(Generic[K]):
-    """One asyncio lock per key, pruned only when no coroutine holds it or waits on it."""
+    """One asyncio lock per key, pruned only when no coroutine holds it or waits on it.
 
-    def __init__(self) -> None:
+    `observe_wait`, when given, is told how many seconds each `hold` waited for the lock
+    (e.g. metrics.LOCK_WAIT.observe).
+    """
+
+    def __init__(self, *, observe_wait: Callable[[float], object] | None = None) -> None:
         self._entries: dict[K, _Entry] = {}
+        self._observe_wait = observe_wait
 
     def __contains__(self, key: object) -> bool:
         return key in self._entries
@@ -55,8 +61,11 @@ class KeyedLock(Generic[K]):
         if entry is None:
             entry = self._entries[key] = _Entry()
         entry.users += 1  # counted before the first await: a waiter keeps the entry alive
+        asked = time.monotonic()
         try:
             async with entry.lock:
+                if self._observe_wait is not None:
+                    self._observe_wait(time.monotonic() - asked)
                 yield
         finally:
             entry.users -= 1
