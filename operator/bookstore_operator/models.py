@@ -137,6 +137,14 @@ class BackupSpec(_Model):
     final_backup: bool = False
 
 
+class MonitoringSpec(_Model):
+    """Prometheus Operator children: a PodMonitor and a PrometheusRule (issue 13)."""
+
+    enabled: bool = False
+    interval: str = ""
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
 class BookstoreSpec(_Model):
     version: str = ""
     image: str = ""
@@ -148,6 +156,7 @@ class BookstoreSpec(_Model):
     ingress: Ingress = Ingress()
     upgrade: Upgrade = Upgrade()
     backup: BackupSpec = BackupSpec()
+    monitoring: MonitoringSpec = MonitoringSpec()
     sample_data: bool = False
     paused: bool = False
 

@@ -22,6 +22,11 @@ from bookstore_operator.builders.migrations import (
     build_migration_job,
     migration_job_name,
 )
+from bookstore_operator.builders.monitoring import (
+    MONITORING_API_VERSION,
+    build_pod_monitor,
+    build_prometheus_rule,
+)
 from bookstore_operator.builders.secrets import build_api_key_secret, build_database_secret
 
 __all__ = [
@@ -31,6 +36,7 @@ __all__ = [
     "EXTERNAL_SECRET_KEYS",
     "JOB_NAME_LABEL",
     "MIGRATION_CONTAINER",
+    "MONITORING_API_VERSION",
     "ORDERS_PASSWORD_KEY",
     "POSTGRES_PASSWORD_KEY",
     "POSTGRES_PORT",
@@ -42,6 +48,8 @@ __all__ = [
     "build_claim_growth",
     "build_database_secret",
     "build_migration_job",
+    "build_pod_monitor",
+    "build_prometheus_rule",
     "instance_labels",
     "labels",
     "migration_job_name",
