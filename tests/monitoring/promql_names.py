@@ -194,11 +194,3 @@ def queryable_series(families: dict[str, str]) -> set[str]:
         for suffix in _SERIES_SUFFIXES.get(kind, ("",)):
             series.add(family + suffix)
     return series
-
-
-def family_of(name: str, families: dict[str, str]) -> str:
-    """The family a queried name belongs to (a histogram's `x_bucket` -> `x`), for messages."""
-    for suffix in ("_bucket", "_sum", "_count", "_gsum", "_gcount"):
-        if name.endswith(suffix) and name.removesuffix(suffix) in families:
-            return name.removesuffix(suffix)
-    return name
