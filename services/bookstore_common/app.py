@@ -12,7 +12,7 @@ from fastapi.telemetry import TelemetryConfig
 from bookstore_common.db import create_autocommit_engine, create_engine, create_sessionmaker
 from bookstore_common.docs import install_offline_docs
 from bookstore_common.health import health_router
-from bookstore_common.metrics import metrics_router
+from bookstore_common.metrics import http_metrics, metrics_router
 from bookstore_common.middleware import RequestContextMiddleware
 from bookstore_common.problems import install_problem_handlers
 from bookstore_common.rawpool import Database, open_raw_pool, pool_sizes
@@ -37,6 +37,7 @@ def create_service_app(
     title: str,
     version: str,
     description: str = "",
+    component: str | None = None,
     lifespan: ExtraLifespan | None = None,
     raw_pool: bool = False,
 ) -> FastAPI:
@@ -47,6 +48,9 @@ def create_service_app(
     (that engine plus the raw pool, see `bookstore_common.rawpool`); installs
     problem+json handlers, the request-id/metrics middleware, `/health/*`, `/metrics` and
     the API docs (`/docs`, `/redoc`) with their assets served from the image.
+    `component` names the service in its metrics (`bookstore_<component>_http_...`); by
+    default the package of the settings class, `bookstore_<component>` (see
+    `settings_component`).
     `lifespan` (optional) runs inside the app's lifespan, e.g. to open an httpx client.
     `raw_pool`: on PostgreSQL the lifespan also opens a raw asyncpg pool for the hot paths
     (`app.state.database.pool`), which takes a share of DATABASE_POOL_SIZE from the engine.
@@ -92,10 +96,18 @@ def create_service_app(
     app.state.database = database
     install_problem_handlers(app)
     install_offline_docs(app)
-    app.add_middleware(RequestContextMiddleware)
+    metrics = http_metrics(component or settings_component(settings))
+    app.add_middleware(RequestContextMiddleware, metrics=metrics)
     app.include_router(health_router)
     app.include_router(metrics_router)
     return app
+
+
+def settings_component(settings: ServiceSettings) -> str:
+    """The service a settings object configures: `catalog` for `bookstore_catalog.config`'s
+    CatalogSettings, `orders` for OrdersSettings (each service package has its own)."""
+    package = type(settings).__module__.partition(".")[0]
+    return package.removeprefix("bookstore_")
 
 
 def freeze_startup_heap() -> None:

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 import time
 
-from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bookstore_common.context import REQUEST_ID_HEADER, request_id_var, sanitize_request_id
-from bookstore_common.metrics import HTTP_LATENCY, HTTP_REQUESTS
+from bookstore_common.metrics import HttpMetrics
 from bookstore_common.problems import problem_response
 
 log = logging.getLogger("bookstore.request")
@@ -35,24 +33,16 @@ def _route_template(scope: Scope) -> str:
     return path if isinstance(path, str) else _UNMATCHED_ROUTE
 
 
-@functools.cache
-def _series(method: str, route: str, status: int) -> tuple[Counter, Histogram]:
-    """The request counter and latency histogram of one label set (labels() takes a lock).
-
-    Bounded: methods, route templates and status codes are finite sets.
-    """
-    labels = (method, route, str(status))
-    return HTTP_REQUESTS.labels(*labels), HTTP_LATENCY.labels(*labels)
-
-
 class RequestContextMiddleware:
-    """Take or generate X-Request-ID, echo it, record metrics, and turn crashes into 500s.
+    """Take or generate X-Request-ID, echo it, record the service's HTTP metrics, and turn
+    crashes into 500s.
 
     Written as plain ASGI (not BaseHTTPMiddleware) to keep the hot path cheap.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, metrics: HttpMetrics) -> None:
         self.app = app
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one request inside its request-id context."""
@@ -88,9 +78,7 @@ class RequestContextMiddleware:
             elapsed = time.perf_counter() - start
             route = _route_template(scope)
             method = scope["method"] if scope["method"] in _KNOWN_METHODS else "OTHER"
-            counter, latency = _series(method, route, status)
-            counter.inc()
-            latency.observe(elapsed)
+            self.metrics.observe(method, route, status, elapsed)
             if log.isEnabledFor(logging.DEBUG) or status >= 500:
                 log.log(
                     logging.ERROR if status >= 500 else logging.DEBUG,

@@ -121,10 +121,12 @@ def sample(metrics: str, prefix: str) -> float:
 async def test_metrics_count_requests_by_route_template_and_reservations(
     catalog_client: httpx.AsyncClient,
 ) -> None:
-    route = 'http_requests_total{method="GET",route="/books/{book_id}",status="200"}'
-    made = "catalog_reservations_made_total"
-    rejected = 'catalog_reservations_rejected_total{reason="insufficient_stock"}'
-    released = "catalog_reservations_released_total"
+    route = (
+        'bookstore_catalog_http_requests_total{method="GET",route="/books/{book_id}",status="200"}'
+    )
+    made = "bookstore_catalog_stock_reservations_total "
+    rejected = 'bookstore_catalog_stock_reservations_rejected_total{reason="insufficient_stock"}'
+    released = "bookstore_catalog_stock_reservations_released_total"
     before = (await catalog_client.get("/metrics")).text
 
     book = await create_book(catalog_client, quantity=1)
@@ -145,7 +147,7 @@ async def test_metrics_count_requests_by_route_template_and_reservations(
     assert sample(after, made) - sample(before, made) == 1
     assert sample(after, rejected) - sample(before, rejected) == 1
     assert sample(after, released) - sample(before, released) == 1
-    assert "http_request_duration_seconds_bucket" in after
+    assert "bookstore_catalog_http_request_duration_seconds_bucket" in after
     assert f'/books/{book["id"]}"' not in after
 
 
@@ -182,7 +184,7 @@ def test_metrics_add_up_across_two_workers(make_database: Callable[[str], str]) 
         totals = {
             sample(
                 httpx.get(f"{catalog.base_url}/metrics").text,
-                'http_requests_total{method="GET",route="/health/live",status="200"}',
+                'bookstore_catalog_http_requests_total{method="GET",route="/health/live",status="200"}',
             )
             for _ in range(4)
         }
