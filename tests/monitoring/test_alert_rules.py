@@ -14,20 +14,13 @@ import pytest
 import yaml
 from bookstore_operator.builders.alerts import ALERT_NAMES, alert_groups
 from bookstore_operator.models import Bookstore
-from bookstore_operator.settings import OperatorSettings
 
 from tests.chart.helm import Helm, find, write_values
+from tests.monitoring.alert_sources import CHART_ALERT_NAMES, bookstore, chart_groups
 from tests.monitoring.promtool import Promtool, write_rule_file
 from tests.operator.unit.stores import all_bookstore_bodies, parse_store
 
 RULE_TESTS = Path(__file__).resolve().parent / "rules"
-CHART_ALERT_NAMES = ("BookstoreOperatorDown", "BookstoreOperatorReconcileErrors")
-
-
-def bookstore(name: str, namespace: str, spec: dict[str, Any]) -> Bookstore:
-    body = {"metadata": {"name": name, "namespace": namespace, "uid": "u-1"}, "spec": spec}
-    return Bookstore.parse(body, OperatorSettings())
-
 
 # Bookstores whose rules are only checked (syntax, PromQL, templates): the unit tests' spec
 # matrix and examples, and names that stretch the label matchers.
@@ -46,14 +39,6 @@ ODD_BOOKSTORES = {
 def checked_bookstores() -> dict[str, Bookstore]:
     stores = {name: parse_store(body) for name, body in all_bookstore_bodies().items()}
     return {**stores, **ODD_BOOKSTORES}
-
-
-def chart_groups(helm: Helm, directory: Path) -> list[dict[str, Any]]:
-    """The groups of the chart's PrometheusRule, with metrics.prometheusRule.enabled."""
-    values = write_values(directory, "rule", {"metrics": {"prometheusRule": {"enabled": True}}})
-    (rule,) = find(helm.render(values), "PrometheusRule")
-    groups: list[dict[str, Any]] = rule["spec"]["groups"]
-    return groups
 
 
 # The rule files the promtool unit tests name (rule_files), and what each holds.
