@@ -310,7 +310,13 @@ def _backup_findings(snap: Snapshot) -> list[Finding]:
         steps.extend(found.steps)
     elif message:
         steps.append(clip(message))
-    return [Finding(tuple(steps), _backup_fix(snap, cond, name_of(newest)))]
+    fix = _backup_fix(snap, cond, name_of(newest))
+    if "no space left on device" in " ".join(steps).lower():
+        fix = (
+            f"the {snap.name}-backups volume is full: lower spec.backup.retention or grow the"
+            f" claim (kubectl edit pvc {snap.name}-backups -n {snap.namespace}); then {fix}"
+        )
+    return [Finding(tuple(steps), fix)]
 
 
 def _backup_fix(snap: Snapshot, cond: Mapping[str, Any], backup: str = "") -> str:

@@ -11,9 +11,12 @@ import pathlib
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
+import aiohttp.web
+import attrs
 import kmock
 import yaml
 from bookstore_kubectl.__main__ import main
+from kmock._internal import rendering
 
 from tests.operator.runtime.emulator import Emulator, merge_patch
 
@@ -115,9 +118,30 @@ def run_main(argv: list[str]) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
+@attrs.define(kw_only=True)
+class RefusingEmulator(Emulator):
+    """An API server where the user may not read some resources (RBAC answers 403)."""
+
+    refused: frozenset[str] = frozenset()
+
+    async def _handle(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
+        plural = request.resource.plural if request.resource is not None else None
+        if plural in self.refused:
+            raise kmock.KubernetesError(
+                status=403,
+                reason="Forbidden",
+                message=f'{plural} is forbidden: User "tester" cannot list resource "{plural}"'
+                f' in API group "" in the namespace "{NAMESPACE}"',
+            )
+        return await super()._handle(request)
+
+
 @contextlib.asynccontextmanager
-async def serving(scenario: str, tmp_path: pathlib.Path) -> AsyncIterator[Served]:
-    emulator = Emulator()
+async def serving(
+    scenario: str, tmp_path: pathlib.Path, *, refused: frozenset[str] = frozenset()
+) -> AsyncIterator[Served]:
+    """The scenario's objects served on 127.0.0.1, and a kubeconfig (context `test`) for it."""
+    emulator = RefusingEmulator(refused=refused)
     load(emulator, recorded(scenario))
     async with emulator, kmock.Server(emulator):
         kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", str(emulator.url).rstrip("/"))

@@ -87,3 +87,12 @@ async def test_status_before_the_database_exists_shows_what_is_missing(
     assert row(components, "catalog")[1] == "(missing)"
     assert "Backups:" not in out
     assert "ProvisioningFailed (x46)" in "\n".join(section(out, "Events"))
+
+
+async def test_status_without_the_right_to_list_events_says_so(tmp_path: pathlib.Path) -> None:
+    async with serving("healthy", tmp_path, refused=frozenset({"events"})) as served:
+        code, out, err = await served.run("status", "downtown")
+    assert (code, err) == (0, "")
+    assert "Events: none recent" in out
+    assert out.endswith("Not shown (not allowed to list): events\n")
+    assert row(section(out, "Components"), "orders")[2] == "2/2"

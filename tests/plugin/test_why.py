@@ -21,6 +21,21 @@ CULPRITS: dict[str, tuple[list[str], list[str]]] = {
         ],
         ["check spec.version (0.9.0)", "spec.image"],
     ),
+    "backups_failing": (
+        [
+            "LastBackupSucceeded: BackupsFailing",
+            "BookstoreBackup downtown-202611280300: Failed",
+            "Job downtown-202611280300-dump: Failed (BackoffLimitExceeded)",
+            "pod downtown-202611280300-dump-k4v7c: container backup: terminated",
+            "exit code 1: pg_dump: error: could not write to output file: No space left on",
+        ],
+        [
+            "downtown-backups volume is full",
+            "spec.backup.retention",
+            "kubectl logs job/downtown-202611280300-dump -n shop",
+            'bookstore.dev/backup-now="$(date +%s)"',
+        ],
+    ),
     "crash_loop": (
         [
             "orders: 0/2 ready",
