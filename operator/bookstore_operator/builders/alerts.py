@@ -129,8 +129,8 @@ def _catalog_down(store: Bookstore) -> str:
 def alert_groups(store: Bookstore) -> list[dict[str, Any]]:
     """The `spec.groups` of this Bookstore's PrometheusRule; BackupsFailing only with a schedule."""
     who = f"Bookstore {store.namespace}/{store.name}"
-    kubectl = f"-n {store.namespace}"
-    why = f"`kubectl bookstore why {store.name} {kubectl}`"
+    in_ns = f"-n {store.namespace}"
+    why = f"`kubectl bookstore why {store.name} {in_ns}`"
     orders_p99 = (
         "histogram_quantile(0.99, sum by (namespace, bookstore, le) "
         "(rate(bookstore_orders_http_request_duration_seconds_bucket"
@@ -146,7 +146,7 @@ def alert_groups(store: Bookstore) -> list[dict[str, Any]]:
             f"{who} is not Ready",
             f"The Ready condition of {who} has not been True for {NOT_READY_FOR}: the store may "
             f"not serve its customers. {why} names the child at fault; "
-            f"`kubectl describe bookstore {store.name} {kubectl}` shows the conditions and events.",
+            f"`kubectl describe bookstore {store.name} {in_ns}` shows the conditions and events.",
         ),
         _rule(
             "OrdersFailingHigh",
@@ -200,7 +200,7 @@ def alert_groups(store: Bookstore) -> list[dict[str, Any]]:
                 f"The newest backup of {who} failed, or none succeeded for two periods of "
                 f"the schedule `{store.spec.backup.schedule}`, or the schedule is invalid "
                 "(condition LastBackupSucceeded False). "
-                f"`kubectl get bookstorebackups {kubectl} -l bookstore.dev/bookstore={store.name}` "
+                f"`kubectl get bookstorebackups {in_ns} -l bookstore.dev/bookstore={store.name}` "
                 "lists them; the newest Failed one's status.message says why.",
             )
         )
