@@ -28,11 +28,10 @@ import psycopg
 import pytest
 import yaml
 from bookstore_operator.builders import build_prometheus_rule
-from bookstore_operator.models import Bookstore
-from bookstore_operator.settings import OperatorSettings
 from psycopg import sql
 
-from tests.chart.helm import CHART, Helm, find, find_helm, write_values
+from tests.chart.helm import CHART, Helm, find_helm
+from tests.monitoring.alert_sources import bookstore, chart_groups
 from tests.monitoring.promql_names import (
     PromQLSyntaxError,
     exposed_families,
@@ -117,27 +116,20 @@ def recorded_names(rule_groups: list[dict[str, Any]]) -> set[str]:
     return {rule["record"] for group in rule_groups for rule in group["rules"] if "record" in rule}
 
 
-def chart_rule_groups(tmp_path: pathlib.Path) -> list[dict[str, Any]]:
+def chart_rule_groups(directory: pathlib.Path) -> list[dict[str, Any]]:
     """`spec.groups` of the chart's PrometheusRule (metrics.prometheusRule.enabled)."""
     binary = find_helm()
     if binary is None:
         pytest.fail("No helm binary: run `make helm` or set $HELM", pytrace=False)
-    values = write_values(tmp_path, "rules", {"metrics": {"prometheusRule": {"enabled": True}}})
-    rules = find(Helm(binary).render(values), "PrometheusRule")
-    assert len(rules) == 1, "the chart rendered no PrometheusRule (or more than one)"
-    groups: list[dict[str, Any]] = rules[0]["spec"]["groups"]
-    return groups
+    return chart_groups(Helm(binary), directory)
 
 
 def operator_rule_groups() -> dict[str, list[dict[str, Any]]]:
     """`spec.groups` of the PrometheusRule the operator builds, per spec of ALERTING_SPECS."""
     built = {}
     for name, spec in ALERTING_SPECS.items():
-        body = {
-            "metadata": {"name": "downtown", "namespace": NAMESPACE, "uid": "uid-1"},
-            "spec": {**spec, "monitoring": {"enabled": True}},
-        }
-        rule = build_prometheus_rule(Bookstore.parse(body, OperatorSettings()))
+        store = bookstore("downtown", NAMESPACE, {**spec, "monitoring": {"enabled": True}})
+        rule = build_prometheus_rule(store)
         assert rule is not None, f"no PrometheusRule for spec {name} with monitoring enabled"
         built[name] = rule["spec"]["groups"]
     return built
