@@ -34,7 +34,10 @@ def test_operator_container_has_requests_limits_and_health_probes(
     for probe in ("livenessProbe", "readinessProbe"):
         assert container[probe]["httpGet"]["path"] == "/healthz"
         assert container[probe]["httpGet"]["port"] == "health"
-    assert container["ports"] == [{"name": "health", "containerPort": 8080, "protocol": "TCP"}]
+    assert container["ports"] == [
+        {"name": "health", "containerPort": 8080, "protocol": "TCP"},
+        {"name": "metrics", "containerPort": 8081, "protocol": "TCP"},
+    ]
 
 
 def test_only_the_operator_pod_mounts_a_service_account_token(helm: Helm) -> None:
@@ -79,6 +82,7 @@ def test_watched_namespaces_become_namespace_arguments(helm: Helm, tmp_path: Pat
         "--namespace=shops",
         "--namespace=outlet",
         "--liveness-port=8080",
+        "--metrics-port=8081",
         "--peering=bookstore-operator",
         "--verbose",
     ]

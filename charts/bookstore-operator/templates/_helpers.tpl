@@ -75,3 +75,17 @@ of operator/rbac/role.yaml (the single source; a test proves the copy is identic
 {{- $role := .Files.Get "files/rbac/role.yaml" | fromYaml }}
 {{- $role.rules | default list | toYaml }}
 {{- end }}
+
+{{/*
+Name of the Service in front of the operator's /metrics (the `job` of its scraped series).
+*/}}
+{{- define "bookstore-operator.metricsServiceName" -}}
+{{- printf "%s-metrics" (include "bookstore-operator.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+The label that tells the metrics Service from any other Service of the release.
+*/}}
+{{- define "bookstore-operator.metricsLabels" -}}
+bookstore.dev/metrics: "operator"
+{{- end }}
