@@ -11,6 +11,7 @@ import argparse
 import datetime
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from kubernetes.client.exceptions import ApiException
 
@@ -74,6 +75,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         _fail(str(exc))
     except ApiException as exc:  # an answer the reads above did not expect
         _fail(f"the API server answered {exc.status}: {exc.reason}")
+    except Exception as exc:  # a bug or an object we did not expect: still one line
+        _fail(f"unexpected {type(exc).__name__}: {exc} (please report this)")
     if args.command == "status":
         sys.stdout.write(render_status(snap, datetime.datetime.now(datetime.UTC)))
         sys.exit(HEALTHY)
@@ -82,7 +85,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     sys.exit(HEALTHY if report.healthy else PROBLEM)
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     sys.stderr.write(f"kubectl-bookstore: {message}\n")
     sys.exit(ERROR)
 

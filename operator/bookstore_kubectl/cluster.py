@@ -14,6 +14,7 @@ from typing import Any
 
 import kubernetes
 import urllib3
+import yaml
 from kubernetes.client.exceptions import ApiException
 
 API_GROUP = "bookstore.dev"
@@ -132,7 +133,7 @@ class Cluster:
             api = kubernetes.config.new_client_from_config(  # type: ignore[no-untyped-call]
                 kubeconfig, context=context
             )
-        except kubernetes.config.ConfigException as exc:
+        except (kubernetes.config.ConfigException, yaml.YAMLError, KeyError, TypeError) as exc:
             raise PluginError(f"invalid kubeconfig: {_one_line(str(exc))}") from exc
         except OSError as exc:
             raise PluginError(f"cannot read the kubeconfig: {exc}") from exc

@@ -9,6 +9,8 @@ import pathlib
 import socket
 import sys
 
+import pytest
+
 from tests.plugin.conftest import run_main, serving, write_kubeconfig
 
 
@@ -61,6 +63,24 @@ def test_an_unreachable_api_server_is_one_line_and_exit_2(tmp_path: pathlib.Path
     )
     assert err.count("\n") == 1
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("garbage: [", "kubectl-bookstore: invalid kubeconfig: while parsing a flow node"),
+        ("apiVersion: v1\nkind: Config\n", "kubectl-bookstore: invalid kubeconfig: Invalid"),
+    ],
+)
+def test_a_broken_kubeconfig_is_one_line_and_exit_2(
+    tmp_path: pathlib.Path, text: str, expected: str
+) -> None:
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(text)
+    code, out, err = run_main(["why", "downtown", "--kubeconfig", str(kubeconfig)])
+    assert (code, out) == (2, "")
+    assert err.startswith(expected), err
+    assert err.count("\n") == 1
 
 
 def test_a_missing_command_prints_usage_and_exits_2() -> None:
