@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import pathlib
+import socket
 from collections.abc import AsyncIterator
 
 import aiohttp.web
@@ -15,6 +16,7 @@ import attrs
 import kmock
 import pytest
 from bookstore_operator import metrics
+from bookstore_operator.__main__ import parse_args
 from kmock._internal import rendering
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -31,10 +33,11 @@ from tests.operator.runtime.conftest import (
     wait_ready,
 )
 from tests.operator.runtime.emulator import Emulator
-from tests.operator.runtime.test_cli import free_port
+from tests.operator.runtime.test_cli import free_port, run_to_exit
 from tests.operator.runtime.test_peering import (
     NAME,
     create_peering,
+    operator_env,
     peers,
     running,
     serve_one_bookstore,
@@ -289,3 +292,26 @@ async def test_every_replica_process_serves_metrics_on_its_port_the_standby_too(
     assert (scrapes[standby] or {})[ok] == 0  # it served, though it reconciled nothing
     assert ready not in (scrapes[standby] or {})
     assert series("process_start_time_seconds") in (scrapes[standby] or {})
+
+
+async def test_a_metrics_port_already_taken_stops_the_start_with_one_line(
+    emulator: FailingEmulator, tmp_path: pathlib.Path
+) -> None:
+    env = operator_env(emulator, tmp_path, "replica-a")
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 0))  # where the operator binds
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, stderr = await run_to_exit(
+            "--standalone", "--log-format", "plain", "--metrics-port", str(port), env=env
+        )
+
+    assert code == 2
+    (line,) = stderr.strip().splitlines()
+    assert f"cannot serve /metrics on port {port}" in line
+    assert "Traceback" not in stderr
+
+
+def test_metrics_port_defaults_to_8081_and_zero_turns_it_off() -> None:
+    assert parse_args([]).metrics_port == 8081
+    assert parse_args(["--metrics-port", "0"]).metrics_port == 0
