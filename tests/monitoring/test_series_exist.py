@@ -139,6 +139,7 @@ def operator_rule_groups() -> dict[str, list[dict[str, Any]]]:
 
 
 def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -154,6 +155,7 @@ class Service:
     log: pathlib.Path
 
     def stop(self) -> None:
+        """SIGTERM (uvicorn's graceful shutdown), SIGKILL if it lingers."""
         self.process.terminate()
         try:
             self.process.wait(timeout=20)
@@ -162,6 +164,7 @@ class Service:
             self.process.wait()
 
     def wait_ready(self) -> None:
+        """Until /health/ready answers 200 (migrated, database reachable); fail on exit."""
         deadline = time.monotonic() + READY_SECONDS
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -175,6 +178,7 @@ class Service:
         pytest.fail(f"{self.name} not ready after {READY_SECONDS:.0f}s: {self.tail()}")
 
     def tail(self) -> str:
+        """The end of its log, to explain a failure."""
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-20:])
 
 
@@ -183,7 +187,7 @@ def launch_service(name: str, log_dir: pathlib.Path, **settings: str) -> Service
     it); the caller waits for it to be ready."""
     port = free_port()
     env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "API_KEY": API_KEY}
-    env |= {"WORKERS": "1", "LOG_LEVEL": "warning", **settings}
+    env |= {"WORKERS": "1", "LOG_LEVEL": "warning", "SAMPLE_DATA": "false", **settings}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     log = log_dir / f"{name}.log"
     script = pathlib.Path(sys.executable).with_name(f"bookstore-{name}")
@@ -210,6 +214,7 @@ def databases() -> Iterator[dict[str, str]]:
 
 
 def place_order(orders: httpx.Client, book_id: object, quantity: int) -> httpx.Response:
+    """POST /orders for `quantity` copies of one book."""
     order = {
         "customer_name": "Ada Lovelace",
         "customer_email": "ada@example.com",
@@ -239,6 +244,7 @@ def drive_services(catalog_url: str, orders_url: str) -> None:
 
 
 def write_kubeconfig(path: pathlib.Path, server: str) -> None:
+    """A kubeconfig whose current context is the emulator (a token it takes as is)."""
     config = {
         "apiVersion": "v1",
         "kind": "Config",
@@ -283,9 +289,16 @@ async def run_operator(work: pathlib.Path) -> str:
             await mark_workloads_ready(emulator, "downtown")
             await wait_ready(emulator, "downtown")
             exposition: str = await eventually(lambda: scrape(url), what="/metrics again")
+        except pytest.fail.Exception as failure:
+            tail = (work / "operator.log").read_text(errors="replace").splitlines()[-20:]
+            pytest.fail(f"{failure}\nthe operator's log ends:\n" + "\n".join(tail))
         finally:
             process.terminate()
-            await asyncio.wait_for(process.wait(), 30)
+            try:
+                await asyncio.wait_for(process.wait(), 30)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
             log.close()
         return exposition
 
@@ -463,3 +476,16 @@ def test_histograms_are_queried_by_bucket_sum_and_count_never_by_their_bare_name
         "b_total",
         "c",
     }
+
+
+def test_the_check_names_each_unexported_or_unreadable_query() -> None:
+    queries = [
+        Query("panel A", 'sum(rate(a_total[5m])) / sum(rate(gone_total{x="y"}[5m]))'),
+        Query("alert B", "up == 0 or job:a:rate5m > 1"),
+        Query("panel C", "rtae(a_total[5m])"),
+        Query("$bookstore", "label_values(also_gone, bookstore)", grafana=True),
+    ]
+    found = missing(queries, {"a_total": {"catalog"}}, {"job:a:rate5m"})
+    assert found[0] == "panel A: gone_total"
+    assert found[1].startswith("panel C: unreadable: unknown function 'rtae'")
+    assert found[2:] == ["$bookstore: also_gone"]
