@@ -173,6 +173,9 @@ def _component_finding(snap: Snapshot, component: str, *, holding: bool) -> Find
     if ready >= desired and (cond is None or cond.get("status") == "True"):
         return None
     head = f"{component}: {ready}/{desired} ready"
+    updated = (workload.get("status") or {}).get("updatedReplicas")
+    if updated is not None and int(updated) < desired:
+        head += f", {updated}/{desired} updated"  # a rollout under way: the new pods matter
     refused = _replica_failure(workload)
     if refused:
         return Finding(

@@ -119,13 +119,15 @@ def _pull_failure(
 ) -> Trouble:
     image = str(cs.get("image") or _spec_image(pod, cs.get("name", "")))
     pulled = _last_event(snap, pod, "Failed", contains="image")
-    detail = str(
-        (pulled or {}).get("message")
-        or (cs.get("state") or {}).get("waiting", {}).get("message")
-        or ""
-    )
+    waiting = str((cs.get("state") or {}).get("waiting", {}).get("message") or "")
+    if waiting.startswith("Back-off pulling image"):
+        waiting = ""  # says nothing of why; the kubelet's reason is in the events
+    detail = str((pulled or {}).get("message") or waiting)
     lowered = detail.lower()
     field = image_field(component)
+    fields = f"{field}{_value(snap, field)}" + (
+        "" if component in ("database", "backup") else " and spec.image"
+    )
     if any(hint in lowered for hint in REFUSED_HINTS):
         what = f"the registry refused to serve image {image} (unauthorized)"
         fix = (
@@ -134,11 +136,11 @@ def _pull_failure(
         )
     elif reason == "InvalidImageName":
         what, fix = f"image {image} is not a valid image name", f"check {field} and spec.image"
-    elif any(hint in lowered for hint in NOT_FOUND_HINTS) or not detail:
-        what = f"image {image} not found"
-        fix = f"check {field}{_value(snap, field)}" + (
-            "" if component in ("database", "backup") else " and spec.image"
-        )
+    elif any(hint in lowered for hint in NOT_FOUND_HINTS):
+        what, fix = f"image {image} not found", f"check {fields}"
+    elif not detail:
+        what = f"image {image} cannot be pulled (no event says why any more)"
+        fix = f"check {fields}, and that the nodes reach the registry"
     else:
         what = f"image {image} cannot be pulled: {clip(detail)}"
         fix = f"check {field} and that the nodes reach the registry"

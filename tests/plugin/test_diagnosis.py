@@ -172,3 +172,32 @@ def test_a_ready_bookstore_with_nothing_wrong_has_no_findings() -> None:
     assert (
         report.headline == "Bookstore shop/downtown: Ready True (AllComponentsReady), phase Ready"
     )
+
+
+def test_a_stuck_rollout_blames_the_new_pod_while_the_old_ones_serve() -> None:
+    snap = snapshot()
+    orders = snap.workload("orders")
+    assert orders is not None
+    orders["status"]["updatedReplicas"] = 1
+    snap.bookstore["status"]["conditions"][3].update(status="False", reason="RolloutInProgress")
+    new = copy.deepcopy(pod(snap, "downtown-orders"))
+    new["metadata"].update(
+        name="downtown-orders-5f6d7c8b9-new01", creationTimestamp="2026-11-28T12:00:00Z"
+    )
+    new["status"]["conditions"] = [{"type": "Ready", "status": "False"}]
+    new["status"]["containerStatuses"][0].update(
+        image="ghcr.io/bookstore-operator/bookstore:0.3.0",
+        ready=False,
+        state={"waiting": {"reason": "ImagePullBackOff", "message": "Back-off pulling image"}},
+    )
+    snap.pods.append(new)
+    found = only(snap)
+    assert found.steps[:2] == (
+        "orders: 2/2 ready, 1/2 updated",
+        "pod downtown-orders-5f6d7c8b9-new01: ImagePullBackOff",
+    )
+    assert found.steps[2] == (
+        "image ghcr.io/bookstore-operator/bookstore:0.3.0 cannot be pulled (no event says why"
+        " any more)"
+    )
+    assert found.fix.startswith("check spec.version (0.1.0) and spec.image")
