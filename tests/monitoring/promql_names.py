@@ -98,10 +98,43 @@ def _next_word(expr: str, index: int) -> str:
     return match.group() if match else ""
 
 
+def _matcher_labels(block: str) -> set[str]:
+    """Label names matched inside `{...}` (strings skipped; `__name__` is the metric)."""
+    labels = set()
+    index = 1
+    while index < len(block):
+        if block[index] in "\"'`":
+            index = _skip_string(block, index)
+        elif (match := _IDENTIFIER.match(block, index)) is not None:
+            index = match.end()
+            if match.group() != "__name__":
+                labels.add(match.group())
+        else:
+            index += 1
+    return labels
+
+
+def _grouping_labels(group: str) -> set[str]:
+    """Label names in a grouping list `(a, b)`."""
+    return {match.group() for match in _IDENTIFIER.finditer(group)}
+
+
 def metric_names(expr: str) -> set[str]:
     """Every metric name a PromQL expression selects (Grafana variables allowed)."""
+    return _scan(expr)[0]
+
+
+def label_names(expr: str) -> set[str]:
+    """Every label name a PromQL expression matches on or groups by (`by`, `without`, `on`,
+    `ignoring`, `group_left`, `group_right`); not those label_replace/label_join make."""
+    return _scan(expr)[1]
+
+
+def _scan(expr: str) -> tuple[set[str], set[str]]:
+    """The metric names and the label names of an expression."""
     expr = _GRAFANA_VARIABLE.sub(" ", expr)
     names: set[str] = set()
+    labels: set[str] = set()
     index = 0
     while index < len(expr):
         char = expr[index]
@@ -115,6 +148,7 @@ def metric_names(expr: str) -> set[str]:
         elif char == "{":
             end = _skip_balanced(expr, index, "}")
             names |= _matcher_names(expr[index:end])
+            labels |= _matcher_labels(expr[index:end])
             index = end
         elif char == "[":
             index = _skip_balanced(expr, index, "]")
@@ -126,7 +160,9 @@ def metric_names(expr: str) -> set[str]:
             word, index = match.group(), match.end()
             following = _next_char(expr, index)
             if word in GROUPING and following == "(":
-                index = _skip_balanced(expr, expr.index("(", index), ")")
+                start = expr.index("(", index)
+                index = _skip_balanced(expr, start, ")")
+                labels |= _grouping_labels(expr[start:index])
             elif word in KEYWORDS or word.lower() in NUMBER_WORDS:
                 pass
             elif word in AGGREGATIONS and _next_word(expr, index) in ("by", "without"):
@@ -138,7 +174,7 @@ def metric_names(expr: str) -> set[str]:
                 names.add(word)
         else:
             index += 1  # an operator or punctuation
-    return names
+    return names, labels
 
 
 def grafana_query_names(query: str) -> set[str]:

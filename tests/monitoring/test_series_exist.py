@@ -36,6 +36,7 @@ from tests.monitoring.promql_names import (
     PromQLSyntaxError,
     exposed_families,
     grafana_query_names,
+    label_names,
     metric_names,
     queryable_series,
 )
@@ -435,6 +436,14 @@ READER_CASES = {
 @pytest.mark.parametrize(("expr", "names"), READER_CASES.values(), ids=READER_CASES.keys())
 def test_reader_finds_exactly_the_metric_names(expr: str, names: set[str]) -> None:
     assert metric_names(expr) == names
+
+
+def test_reader_finds_the_labels_matched_and_grouped_by() -> None:
+    expr = (
+        'sum by (le, route) (rate(a_bucket{status=~"5..", x!="}, y=z", __name__="a_bucket"}'
+        "[5m])) / on (instance) group_left (pod) max without (job) (b)"
+    )
+    assert label_names(expr) == {"le", "route", "status", "x", "instance", "pod", "job"}
 
 
 def test_reader_refuses_an_unknown_function_rather_than_guess() -> None:
