@@ -21,6 +21,7 @@ from bookstore_operator.backup_policy import BackupReport, reconcile_backups
 from bookstore_operator.errors import ChildWriteError, UserFixableError, classify
 from bookstore_operator.inputs import check_database_secret, check_inputs
 from bookstore_operator.models import Bookstore
+from bookstore_operator.monitoring import announce_monitoring, reconcile_monitoring
 from bookstore_operator.schedules import format_time
 from bookstore_operator.settings import OperatorSettings
 from bookstore_operator.status import (
@@ -64,11 +65,15 @@ async def reconcile(
     await reconcile_migrations(client, store, plan, report, problems, refusals, inputs_ok)
     claims = await reconcile_storage(client, store, report, problems, refusals)
     backups = await reconcile_backup_policy(client, store, body, now, problems, refusals)
+    monitoring = await reconcile_monitoring(client, store)
     observed = await observe(client, store, report, problems, claims, plan)
-    observed = dataclasses.replace(observed, backups=backups.observed)
+    observed = dataclasses.replace(
+        observed, backups=backups.observed, monitoring=monitoring.verdict
+    )
     status = compute_status(store, observed, previous, format_time(now))
     announce(body, report, previous, status)
     announce_backups(body, backups, previous, status)
+    announce_monitoring(body, monitoring, previous, status)
     if await kube.write_status(client, body, status):
         logger.info("Status: phase %s, generation %s.", status["phase"], store.generation)
     if refusals:

@@ -50,6 +50,9 @@ class Observed:
     claims: Sequence[Mapping[str, Any]] = ()  # the database's data PVCs that exist
     rollout: Rollout | None = None  # None: no version change to follow (unit tests)
     backups: BackupsObserved | None = None  # None: backups not looked at (unit tests)
+    # MonitoringReady (monitoring.MonitoringReport.verdict); None: monitoring disabled. It
+    # never touches Ready or the phase: alerting is not serving.
+    monitoring: Verdict | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,6 +91,8 @@ def compute_status(
     health = _backup_health(observed.backups, now)
     if health is not None:
         verdicts[backup_health.CONDITION] = Verdict(health.ok, health.reason, health.message)
+    if observed.monitoring is not None:
+        verdicts["MonitoringReady"] = observed.monitoring
     conditions = [
         _condition(kind, verdict, previous.get(kind), store.generation, now)
         for kind, verdict in verdicts.items()
