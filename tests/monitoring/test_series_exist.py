@@ -28,6 +28,7 @@ import psycopg
 import pytest
 import yaml
 from bookstore_operator.builders import build_prometheus_rule
+from prometheus_client.parser import text_string_to_metric_families
 from psycopg import sql
 
 from tests.chart.helm import CHART, Helm, find_helm
@@ -42,6 +43,7 @@ from tests.monitoring.promql_names import (
 )
 from tests.operator.runtime.conftest import (
     NAMESPACE,
+    api,
     create_bookstore,
     eventually,
     mark_workloads_ready,
@@ -56,6 +58,14 @@ ADMIN_DATABASE_URL = os.environ.get(
 )
 API_KEY = "series-test-key"
 READY_SECONDS = 60.0
+DEPLOYMENTS = f"/apis/apps/v1/namespaces/{NAMESPACE}/deployments"
+HAND_EDIT = {
+    "spec": {"template": {"spec": {"containers": [{"name": "orders", "image": "evil:1"}]}}}
+}
+REPAIRED = 'bookstore_operator_drift_repairs_total{kind="Deployment"}'
+# Labels Prometheus gives every series of a target: namespace and pod (and job, instance)
+# from discovery, bookstore and component from the PodMonitor's relabelling.
+TARGET_LABELS = frozenset({"namespace", "pod", "job", "instance", "bookstore", "component"})
 # Series Prometheus makes itself for every target it scrapes.
 PROMETHEUS_OWN = frozenset({"up"})
 # Specs whose PrometheusRules together take every branch of the alert builders.
@@ -257,14 +267,15 @@ def write_kubeconfig(path: pathlib.Path, server: str) -> None:
     path.write_text(yaml.safe_dump(config))
 
 
-async def scrape(url: str) -> str | None:
-    """The body of a 200 answer, else None (not serving yet)."""
+async def scrape(url: str, *, containing: str = "") -> str | None:
+    """The body of a 200 answer that holds `containing`, else None (not serving it yet)."""
     try:
         async with httpx.AsyncClient(timeout=2) as client:
             response = await client.get(url)
     except httpx.TransportError:
         return None
-    return response.text if response.status_code == 200 else None
+    ok = response.status_code == 200 and containing in response.text
+    return response.text if ok else None
 
 
 async def run_operator(work: pathlib.Path) -> str:
@@ -289,7 +300,11 @@ async def run_operator(work: pathlib.Path) -> str:
             await create_bookstore(emulator, "downtown")
             await mark_workloads_ready(emulator, "downtown")
             await wait_ready(emulator, "downtown")
-            exposition: str = await eventually(lambda: scrape(url), what="/metrics again")
+            # A hand edit, so that the drift repair counter has a sample (and its labels).
+            await api(emulator, "PATCH", f"{DEPLOYMENTS}/downtown-orders", HAND_EDIT, merge=True)
+            exposition: str = await eventually(
+                lambda: scrape(url, containing=REPAIRED), what="the drift repair counted"
+            )
         except pytest.fail.Exception as failure:
             tail = (work / "operator.log").read_text(errors="replace").splitlines()[-20:]
             pytest.fail(f"{failure}\nthe operator's log ends:\n" + "\n".join(tail))
@@ -340,6 +355,17 @@ def exported(scraped: dict[str, str]) -> dict[str, set[str]]:
     return found
 
 
+@pytest.fixture(scope="module")
+def sample_labels(scraped: dict[str, str]) -> dict[str, set[str]]:
+    """Series name -> every label name its samples carry, across the processes."""
+    found: dict[str, set[str]] = {}
+    for exposition in scraped.values():
+        for family in text_string_to_metric_families(exposition):
+            for sample in family.samples:
+                found.setdefault(sample.name, set()).update(sample.labels)
+    return found
+
+
 # --- the checks --------------------------------------------------------------------------
 
 
@@ -369,6 +395,7 @@ def test_the_processes_export_what_the_traffic_and_the_reconcile_made(
     assert "bookstore_orders_rejected_total{" in orders
     assert 'bookstore_operator_reconciles_total{kind="Bookstore",result="ok"}' in operator
     assert 'bookstore="downtown"' in operator
+    assert REPAIRED in operator
 
 
 def test_every_series_the_dashboard_queries_is_exported(exported: dict[str, set[str]]) -> None:
@@ -401,6 +428,34 @@ def test_every_series_the_operator_built_alerts_query_is_exported(
     assert not absent, "the Bookstore's alerts query series no process exports:\n" + "\n".join(
         absent
     )
+
+
+def all_queries(tmp_path: pathlib.Path) -> tuple[list[Query], set[str]]:
+    """The dashboard's, the chart's and the operator-built rules' queries; recorded series."""
+    chart = chart_rule_groups(tmp_path)
+    queries = dashboard_queries() + rule_queries("chart PrometheusRule", chart)
+    recorded = recorded_names(chart)
+    for spec, groups in operator_rule_groups().items():
+        queries += rule_queries(f"Bookstore PrometheusRule ({spec})", groups)
+        recorded |= recorded_names(groups)
+    return queries, recorded
+
+
+def test_every_label_the_queries_use_is_on_the_series_they_read(
+    sample_labels: dict[str, set[str]], tmp_path: pathlib.Path
+) -> None:
+    queries, recorded = all_queries(tmp_path)
+    wrong = []
+    for query in queries:
+        if query.grafana:
+            continue  # label_values(expr, label): the label is checked through the panels
+        names = metric_names(query.expr) - PROMETHEUS_OWN - recorded
+        unsampled = sorted(name for name in names if name not in sample_labels)
+        assert not unsampled, f"{query.source}: no sample shows the labels of {unsampled}"
+        carried = TARGET_LABELS.union(*(sample_labels[name] for name in names))
+        if unknown := label_names(query.expr) - carried:
+            wrong.append(f"{query.source}: {sorted(unknown)} not on {sorted(names)}")
+    assert not wrong, "queries use labels their series do not carry:\n" + "\n".join(wrong)
 
 
 # --- the reader of metric names ----------------------------------------------------------
