@@ -15,7 +15,7 @@ import yaml
 from bookstore_operator.builders.alerts import ALERT_NAMES, alert_groups
 from bookstore_operator.models import Bookstore
 
-from tests.chart.helm import Helm, find, write_values
+from tests.chart.helm import NAMESPACE, Helm, find, write_values
 from tests.monitoring.alert_sources import CHART_ALERT_NAMES, bookstore, chart_groups
 from tests.monitoring.promtool import Promtool, write_rule_file
 from tests.operator.unit.stores import all_bookstore_bodies, parse_store
@@ -83,6 +83,33 @@ def test_the_chart_rule_carries_the_configured_labels(helm: Helm, tmp_path: Path
     assert rule["metadata"]["labels"]["release"] == "kps"
     assert rule["metadata"]["namespace"] == "bookstore-system"
     assert alert_names(rule["spec"]["groups"]) == list(CHART_ALERT_NAMES)
+
+
+@pytest.mark.parametrize(
+    "release_values", [{}, {"fullnameOverride": "x" * 63}], ids=["default", "long"]
+)
+def test_the_chart_rule_selects_the_targets_of_the_charts_service_monitor(
+    helm: Helm, tmp_path: Path, release_values: dict[str, Any]
+) -> None:
+    """`job` is the metrics Service's name (the ServiceMonitor's default job label), and the
+    ServiceMonitor honours the operator's own `namespace` label, which the per-Bookstore
+    condition alerts match on (else it would be renamed exported_namespace)."""
+    monitoring = {"serviceMonitor": {"enabled": True}, "prometheusRule": {"enabled": True}}
+    values = write_values(tmp_path, "both", {**release_values, "metrics": monitoring})
+    manifests = helm.render(values)
+    (service,) = [
+        s
+        for s in find(manifests, "Service")
+        if [p["name"] for p in s["spec"]["ports"]] == ["metrics"]
+    ]
+    (monitor,) = find(manifests, "ServiceMonitor")
+    (rule,) = find(manifests, "PrometheusRule")
+    assert [endpoint["honorLabels"] for endpoint in monitor["spec"]["endpoints"]] == [True]
+    assert "jobLabel" not in monitor["spec"]
+    targets = f'job="{service["metadata"]["name"]}",namespace="{NAMESPACE}"'
+    for group in rule["spec"]["groups"]:
+        for alerting_rule in group["rules"]:
+            assert targets in alerting_rule["expr"], alerting_rule["alert"]
 
 
 @pytest.mark.parametrize("name", sorted(checked_bookstores()))
