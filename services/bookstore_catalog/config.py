@@ -28,7 +28,7 @@ class CatalogSettings(ServiceSettings):
         json_schema_extra=MIGRATE,
     )
     search_count_limit: int = Field(
-        default=10_000,
+        default=1_000,
         ge=1,
         le=10_000_000,
         description="GET /books counts matches up to this many; past it, total is this "

@@ -80,7 +80,7 @@ def postgres_query(query: str) -> ColumnElement[Any]:
 
 
 def postgres_match(query: str) -> ColumnElement[bool]:
-    """The book's document matches the query (answered by ix_books_search)."""
+    """The book's stored document matches the query (answered by ix_books_search_document)."""
     return BOOK_DOCUMENT.op("@@", return_type=Boolean)(postgres_query(query))
 
 

@@ -96,6 +96,11 @@ class Book(Base):
     description: Mapped[str] = mapped_column(Text, server_default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # PostgreSQL only (migration 0005; SQLite's dev mode searches its FTS5 table instead, and
+    # no statement names this column there): the weighted English document of title, author
+    # and description, written by the trigger books_search_document on every insert and
+    # text change, never by us. Full-text `q` matches and ranks it (ix_books_search_document).
+    search_document: Mapped[Any] = mapped_column(TSVECTOR, nullable=True)
 
 
 class Reservation(Base):
@@ -136,13 +141,13 @@ class Reservation(Base):
 
 
 # The full-text search document of a book (PostgreSQL): English stemming, title weighted
-# over author over description. Searches repeat this exact expression so the planner
-# matches it to the GIN index (an expression index: no stored column, no table rewrite).
+# over author over description. Stored (migration 0005) and GIN-indexed; searches read it.
 ENGLISH: ColumnClause[Any] = literal_column("'english'::regconfig")
+BOOK_DOCUMENT = Book.__table__.c.search_document
 
 
-def _search_document() -> ColumnElement[Any]:
-    """setweight(to_tsvector(title), A) || ... author B || ... description C."""
+def _legacy_document() -> ColumnElement[Any]:
+    """0004's expression of the same document (its index serves the previous release)."""
     columns = Book.__table__.c
     parts = [
         func.setweight(func.to_tsvector(ENGLISH, column), literal_column(f"'{weight}'"))
@@ -157,8 +162,15 @@ def _search_document() -> ColumnElement[Any]:
     )
 
 
-BOOK_DOCUMENT = _search_document()
-
 cast(Table, Book.__table__).append_constraint(
-    Index("ix_books_search", BOOK_DOCUMENT, postgresql_using="gin").ddl_if(dialect="postgresql")
+    Index("ix_books_search_document", BOOK_DOCUMENT, postgresql_using="gin").ddl_if(
+        dialect="postgresql"
+    )
+)
+# Kept for one release: the previous release's pods search 0004's expression during a
+# rolling upgrade. A later (contract) migration drops it.
+cast(Table, Book.__table__).append_constraint(
+    Index("ix_books_search", _legacy_document(), postgresql_using="gin").ddl_if(
+        dialect="postgresql"
+    )
 )

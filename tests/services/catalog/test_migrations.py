@@ -20,7 +20,7 @@ from sqlalchemy import create_engine
 
 from tests.services.conftest import at_revision, catalog_command
 
-HEAD = "0004"
+HEAD = "0005"
 
 
 def tables_and_version(url: str) -> tuple[set[str], str]:
