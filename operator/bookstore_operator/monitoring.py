@@ -167,9 +167,18 @@ async def converge(
         report.waiting.append(label)
         return
     query = {"fieldManager": FIELD_MANAGER, "force": "true"}
-    await client.request("PATCH", path, body, APPLY_PATCH, query)
-    (report.created if live is None else report.updated).append(label)
+    applied = await client.request("PATCH", path, body, APPLY_PATCH, query)
     report.present.append(label)
+    if live is None:
+        report.created.append(label)
+    elif _version(applied) != _version(live):
+        report.updated.append(label)
+    # else the API server found nothing to change (e.g. a value its schema defaults): no event
+
+
+def _version(obj: Mapping[str, Any] | None) -> str | None:
+    version = ((obj or {}).get("metadata") or {}).get("resourceVersion")
+    return None if version is None else str(version)
 
 
 async def get(client: kube.Kube, path: str) -> dict[str, Any] | None:

@@ -250,3 +250,29 @@ async def test_a_foreign_podmonitor_of_that_name_is_left_alone(
     assert monitor["metadata"]["labels"] == {"team": "sre"}
     assert child(emulator, "prometheusrules") is not None
     assert condition(bookstore(emulator, STORE), "Ready")["status"] == "True"
+
+
+async def test_paused_looks_but_does_not_touch_the_monitoring_children(
+    emulator: Emulator, operator: Operator
+) -> None:
+    install_crds(emulator)
+    await ready_store(emulator, MONITORING)
+    await wait_condition(emulator, "MonitoringApplied")
+    await api(emulator, "PATCH", STORE_PATH, {"spec": {"paused": True}}, merge=True)
+    # Pausing changes the rule (a paused store's alerts expect no catalog pods): not applied.
+    await wait_condition(emulator, "Paused")
+    await api(emulator, "DELETE", child_path("podmonitors"))
+    await eventually(
+        lambda: (
+            monitoring_ready(emulator).get("reason") == "Paused"
+            and f"PodMonitor/{STORE}" in monitoring_ready(emulator)["message"]
+        ),
+        what="MonitoringReady Paused, naming the PodMonitor it does not recreate",
+        show=lambda: monitoring_ready(emulator),
+    )
+    await settle(emulator)
+    assert child(emulator, "podmonitors") is None
+
+    await api(emulator, "PATCH", STORE_PATH, {"spec": {"paused": False}}, merge=True)
+    await wait_condition(emulator, "MonitoringApplied")
+    assert child(emulator, "podmonitors") is not None
