@@ -65,6 +65,7 @@ async def test_command_serves_a_namespace_with_kubeconfig_liveness_and_json_logs
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bookstore_operator",
         "--standalone", "--namespace", "shop", "--liveness-port", str(port),
+        "--metrics-port", "0",  # the default 8081 may be taken by a test running beside
         env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )  # fmt: skip
     try:

@@ -63,11 +63,13 @@ class Running:
 async def running(
     emulator: Emulator, tmp_path: pathlib.Path, pod: str, *argv: str
 ) -> AsyncIterator[Running]:
-    """Run `bookstore-operator ARGV` (all namespaces, no liveness port) until the block ends."""
+    """Run `bookstore-operator ARGV` (all namespaces, no liveness or metrics port unless ARGV
+    gives one) until the block ends."""
     log = tmp_path / f"{pod}.log"
     with log.open("wb") as sink:
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bookstore_operator", "--liveness-port", "0", *argv,
+            sys.executable, "-m", "bookstore_operator", "--liveness-port", "0",
+            "--metrics-port", "0", *argv,  # two replicas here: one default port (8081) each
             env=operator_env(emulator, tmp_path, pod), stdout=sink, stderr=sink,
         )  # fmt: skip
         try:
