@@ -47,6 +47,9 @@ PLURALS: dict[tuple[str, str], str] = {
     ("networking.k8s.io/v1", "Ingress"): "ingresses",
     (f"{API_GROUP}/{API_VERSION}", "Bookstore"): PLURAL,
     (f"{API_GROUP}/{API_VERSION}", "BookstoreBackup"): "bookstorebackups",
+    # The Prometheus Operator's kinds (spec.monitoring), where its CRDs are installed.
+    ("monitoring.coreos.com/v1", "PodMonitor"): "podmonitors",
+    ("monitoring.coreos.com/v1", "PrometheusRule"): "prometheusrules",
 }
 BOOKSTORE_API_VERSION = f"{API_GROUP}/{API_VERSION}"
 KINDS_BY_PLURAL = {plural: kind for (_, kind), plural in PLURALS.items()}

@@ -21,13 +21,13 @@ import urllib3.exceptions
 from kubernetes.client.exceptions import ApiException
 
 from bookstore_operator import kube
-from bookstore_operator.apply import FIELD_MANAGER, apply_body, needs_apply
+from bookstore_operator.apply import apply_body, needs_apply
 from bookstore_operator.builders.monitoring import (
     MONITORING_API_VERSION,
     build_pod_monitor,
     build_prometheus_rule,
 )
-from bookstore_operator.client import APPLY_PATCH
+from bookstore_operator.client import PLURALS as KIND_PLURALS
 from bookstore_operator.errors import ChildWriteError
 from bookstore_operator.models import Bookstore
 from bookstore_operator.status import Verdict
@@ -35,7 +35,9 @@ from bookstore_operator.status import Verdict
 CONDITION = "MonitoringReady"
 MONITORING_GROUP = MONITORING_API_VERSION.split("/", 1)[0]
 # kind -> plural, in the order they are applied.
-PLURALS = {"PodMonitor": "podmonitors", "PrometheusRule": "prometheusrules"}
+PLURALS = {
+    kind: KIND_PLURALS[(MONITORING_API_VERSION, kind)] for kind in ("PodMonitor", "PrometheusRule")
+}
 # Failures of this step's API calls: reported, never raised (see the module docstring).
 API_FAILURES = (ApiException, TimeoutError, ConnectionError, urllib3.exceptions.HTTPError)
 FAILING_REASONS = frozenset({"MonitoringCRDsMissing", "MonitoringRefused", "ChildNotOwned"})
@@ -87,11 +89,6 @@ class MonitoringReport:
 def desired(store: Bookstore) -> dict[str, dict[str, Any] | None]:
     """The monitoring children by kind; None where the spec does not want one."""
     return {"PodMonitor": build_pod_monitor(store), "PrometheusRule": build_prometheus_rule(store)}
-
-
-def object_path(kind: str, namespace: str, name: str) -> str:
-    """The REST path of a monitoring child."""
-    return f"/apis/{MONITORING_API_VERSION}/namespaces/{namespace}/{PLURALS[kind]}/{name}"
 
 
 async def served_resources(client: kube.Kube) -> set[str]:
@@ -148,15 +145,14 @@ async def converge(
     """One monitoring child: create or apply it when it differs, delete it when unwanted."""
     name = store.child_name()
     label = f"{kind}/{name}"
-    path = object_path(kind, store.namespace, name)
-    live = await get(client, path)
+    live = await client.get(MONITORING_API_VERSION, kind, store.namespace, name)
     if live is not None and not kube.is_owned(live, store):
         if manifest is not None:
             report.foreign.append(label)
         return
     if manifest is None:
         if live is not None and not store.spec.paused:
-            await delete(client, path)
+            await client.delete(MONITORING_API_VERSION, kind, store.namespace, name)
             report.deleted.append(label)
         return
     body = apply_body(manifest)
@@ -166,8 +162,7 @@ async def converge(
     if store.spec.paused:
         report.waiting.append(label)
         return
-    query = {"fieldManager": FIELD_MANAGER, "force": "true"}
-    applied = await client.request("PATCH", path, body, APPLY_PATCH, query)
+    applied = await client.apply(body)
     report.present.append(label)
     if live is None:
         report.created.append(label)
@@ -179,26 +174,6 @@ async def converge(
 def _version(obj: Mapping[str, Any] | None) -> str | None:
     version = ((obj or {}).get("metadata") or {}).get("resourceVersion")
     return None if version is None else str(version)
-
-
-async def get(client: kube.Kube, path: str) -> dict[str, Any] | None:
-    """The live object, or None when it does not exist."""
-    try:
-        found: dict[str, Any] = await client.request("GET", path)
-    except ApiException as exc:
-        if exc.status == 404:
-            return None
-        raise
-    return found
-
-
-async def delete(client: kube.Kube, path: str) -> None:
-    """Delete a child; one already gone is what we want."""
-    try:
-        await client.request("DELETE", path)
-    except ApiException as exc:
-        if exc.status != 404:
-            raise
 
 
 def announce_monitoring(
