@@ -85,11 +85,14 @@ def postgres_match(query: str) -> ColumnElement[bool]:
 
 
 def postgres_rank(query: str) -> ColumnElement[float]:
-    """ts_rank_cd of the document (weights: title 1, author 0.4, description 0.2).
+    """ts_rank of the stored document (weights: title 1, author 0.4, description 0.2).
 
-    A float4, so its value survives a JSON round trip in a cursor exactly.
+    A float4, so its value survives a JSON round trip in a cursor exactly. ts_rank, not
+    ts_rank_cd: the proximity of cover density matters little in a short book record, and
+    it cost twice as much per match (ranking the ~17,600 matches of the commonest word of a
+    million books: +10 ms against +19 ms, on top of ~22 ms to read them).
     """
-    return func.ts_rank_cd(BOOK_DOCUMENT, postgres_query(query), type_=Float)
+    return func.ts_rank(BOOK_DOCUMENT, postgres_query(query), type_=Float)
 
 
 def _fts5_phrase(words: tuple[str, ...]) -> str:
