@@ -43,6 +43,15 @@ FIXED_AT_CREATION: dict[tuple[str, str], tuple[str, ...]] = {
     ("apps/v1", "StatefulSet"): ("volumeClaimTemplates",),
 }
 STATUS_WRITE_ATTEMPTS = 3
+# The children this process has found live, per Bookstore (namespace, name): a wanted child
+# missing later was deleted by someone else, so recreating it is a drift repair, while a child
+# never seen is only being made. Forgotten with the Bookstore (forget_children).
+_seen_children: dict[tuple[str, str], set[str]] = {}
+
+
+def forget_children(namespace: str, name: str) -> None:
+    """A Bookstore is gone: forget which of its children were seen."""
+    _seen_children.pop((namespace, name), None)
 
 
 @dataclasses.dataclass
@@ -130,6 +139,9 @@ async def apply_children(
     for key, manifest in desired.items():
         live = await kube.get(key.api_version, key.kind, store.namespace, key.name)
         report.live[key] = live
+        seen = _seen_children.setdefault((store.namespace, store.name), set())
+        if live is not None:
+            seen.add(label(key))
         if live is not None and not is_owned(live, store):
             if manifest is not None:
                 report.foreign.append(label(key))
@@ -142,7 +154,7 @@ async def apply_children(
                 body = desired_body(key, manifest, live, scaled)
                 scaled_here = "replicas" in creation_only(key, scaled)
                 await _converge(
-                    kube, key, manifest, body, live, report, write=write, hpa=scaled_here
+                    kube, key, manifest, body, live, report, write=write, hpa=scaled_here, seen=seen
                 )
         except ApiException as exc:
             raise ChildWriteError(label(key), exc) from exc
@@ -198,6 +210,7 @@ async def _remove(
         await kube.delete(key.api_version, key.kind, store.namespace, key.name)
         report.live[key] = None
         report.deleted.append(label(key))
+        _seen_children.get((store.namespace, store.name), set()).discard(label(key))
 
 
 async def _converge(
@@ -210,8 +223,12 @@ async def _converge(
     *,
     write: bool,
     hpa: bool,
+    seen: set[str],
 ) -> None:
     """One wanted child: create it when absent, else apply our fields when they differ.
+
+    Recreating a child this process saw live before, and re-applying one someone edited,
+    count as drift repairs.
 
     Generated Secrets are created once and never written again (a new password under a
     running database locks the services out).
@@ -224,6 +241,9 @@ async def _converge(
             else:
                 report.live[key] = await kube.apply(body)
             report.created.append(label(key))
+            if label(key) in seen:  # it was there: someone deleted it
+                metrics.drift_repaired(key.kind)
+            seen.add(label(key))
         return
     if key.kind == "Secret" or not needs_apply(live, body):
         return

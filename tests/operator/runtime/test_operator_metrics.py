@@ -244,6 +244,27 @@ async def test_a_child_edited_by_hand_counts_a_repair_and_a_spec_change_does_not
     assert value(REPAIRS, kind="Deployment") == repairs["Deployment"] + 1
 
 
+async def test_a_child_deleted_by_hand_counts_a_repair_and_one_never_made_does_not(
+    emulator: FailingEmulator, operator: Operator
+) -> None:
+    before = value(REPAIRS, kind="Service")
+    await create_bookstore(emulator, "deleted")
+    await mark_workloads_ready(emulator, "deleted")
+    await wait_ready(emulator, "deleted")
+    # Creating the Services at first is making them, not repairing them.
+    assert value(REPAIRS, kind="Service") == before
+
+    await api(emulator, "DELETE", f"/api/v1/namespaces/{NAMESPACE}/services/deleted-catalog")
+
+    await eventually(
+        lambda: emulator.live("v1/services", NAMESPACE, "deleted-catalog") is not None,
+        what="the catalog Service recreated",
+    )
+    await eventually(
+        lambda: value(REPAIRS, kind="Service") == before + 1, what="one Service repair counted"
+    )
+
+
 async def scrape(port: int) -> dict[str, float] | None:
     """The samples /metrics serves on the port ({series: value}), None while it does not answer."""
     try:
