@@ -4,6 +4,8 @@ representative statement timed with EXPLAIN ANALYZE (warm), as the catalog issue
 
 from __future__ import annotations
 
+import asyncio
+import json
 import random
 import statistics
 from collections.abc import Sequence
@@ -12,12 +14,12 @@ from decimal import Decimal
 from pathlib import Path
 from urllib.parse import urlencode
 
+import asyncpg  # type: ignore[import-untyped]
 import psycopg
 from bench_seed import Corpus
 from bookstore_catalog.cursors import Position, decode_cursor, encode_cursor
 from bookstore_catalog.schemas import BookFilters
-from bookstore_catalog.search import SearchRequest, search_statement
-from sqlalchemy.dialects import postgresql
+from bookstore_catalog.search import SearchRequest, parameters, raw_statement
 
 COMMON_WORDS = 10  # the most frequent words of the corpus: each in ~1-2% of books
 RARE_WORDS = 1000  # the rarest words: each in a few hundred books of a million
@@ -125,32 +127,39 @@ def write_paths(directory: Path, scenario: SearchScenario) -> Path:
     return path
 
 
-def _sql(request: SearchRequest) -> str:
-    """The catalog's search statement for `request`, with its values inlined."""
-    statement = search_statement(request, "postgresql")
-    dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
-    compiled = statement.compile(dialect=dialect, compile_kwargs={"literal_binds": True})
-    return str(compiled)
+async def _median_execution_ms(url: str, requests: Sequence[SearchRequest]) -> list[float]:
+    """Median execution time of each request's statement, run as the catalog runs it."""
+    connection = await asyncpg.connect(url)
+    try:
+        # The session the catalog's search connections have (app.plan_each_search).
+        await connection.execute("SET plan_cache_mode = force_custom_plan")
+        medians = []
+        for request in requests:
+            raw = raw_statement(request)
+            arguments = raw.arguments(parameters(request))
+            await connection.fetch(raw.sql, *arguments)  # warm the cache
+            runs = []
+            for _ in range(STATEMENT_RUNS):
+                explained = await connection.fetchval(
+                    f"EXPLAIN (ANALYZE, TIMING OFF, FORMAT JSON) {raw.sql}", *arguments
+                )
+                runs.append(float(json.loads(explained)[0]["Execution Time"]))
+            medians.append(statistics.median(runs))
+        return medians
+    finally:
+        await connection.close()
 
 
 def statement_milliseconds(url: str, scenarios: Sequence[SearchScenario]) -> dict[str, float]:
     """Median execution time (EXPLAIN ANALYZE, after a warm-up run) of each timed statement.
 
-    TIMING OFF: the statement's own execution time is still measured, but not each plan
-    node's (two clock reads per row per node, ~0.1 µs each here, would add ~40 ms to an
-    offset walk of 100,000 index entries that runs in ~6 ms).
+    The statement is the one the catalog sends (search.raw_statement, its parameters bound,
+    through asyncpg, planned for its values as the catalog's connections plan it): inlined
+    literals over psql's simple protocol would be planned differently (e.g. with parallel
+    workers, which the catalog's statements never get). TIMING OFF: the statement's own
+    execution time is still measured, but not each plan node's (two clock reads per row per
+    node, ~0.1 µs each here, would add ~40 ms to an offset walk of 100,000 index entries
+    that runs in ~6 ms).
     """
-    timings: dict[str, float] = {}
-    with psycopg.connect(url, autocommit=True) as connection:
-        for scenario in scenarios:
-            sql = _sql(scenario.statement)
-            connection.execute(sql)  # warm the cache
-            runs = []
-            for _ in range(STATEMENT_RUNS):
-                row = connection.execute(
-                    f"EXPLAIN (ANALYZE, TIMING OFF, FORMAT JSON) {sql}"
-                ).fetchone()
-                assert row is not None
-                runs.append(float(row[0][0]["Execution Time"]))
-            timings[scenario.name] = statistics.median(runs)
-    return timings
+    medians = asyncio.run(_median_execution_ms(url, [s.statement for s in scenarios]))
+    return {scenario.name: ms for scenario, ms in zip(scenarios, medians, strict=True)}
