@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 from bookstore_catalog.app import create_app
 from bookstore_catalog.config import CatalogSettings
@@ -228,3 +229,45 @@ async def test_books_in_a_page_are_written_exactly_as_a_single_book_is(
     singles = [(await catalog_client.get(f"/books/{book['id']}")).json() for book in created]
     assert page["items"] == singles == created
     assert [book["price"] for book in page["items"]] == ["7.00", "12.50"]
+
+
+# Matching ids inside and far beyond the first window of a broad search (search.WINDOW_IDS).
+SPREAD_IDS = [1, 2, 3, 8000, 8192, 8193, 9000, 20000, 50000]
+
+
+def seed_spread_books(settings: CatalogSettings) -> None:
+    """Books "Common n" at SPREAD_IDS, and others between them that never match."""
+    assert settings.database_url is not None
+    with psycopg.connect(settings.database_url.get_secret_value(), autocommit=True) as connection:
+        for book_id in sorted({*SPREAD_IDS, 4, 8191, 8194, 30000}):
+            connection.execute(
+                "INSERT INTO books (id, title, author, isbn, price, quantity) "
+                "VALUES (%s, %s, 'Ann Writer', %s, 9.99, 1)",
+                (
+                    book_id,
+                    f"{'Common' if book_id in SPREAD_IDS else 'Other'} {book_id}",
+                    isbn13(book_id),
+                ),
+            )
+
+
+@pytest.mark.parametrize("params", [{"q": "common"}, {"title": "ommo"}])
+async def test_broad_matches_past_the_first_window_page_completely_by_cursor_and_offset(
+    small_bound_client: httpx.AsyncClient, catalog_settings: CatalogSettings, params: dict[str, str]
+) -> None:
+    """Past the count bound, pages come from a window of ids after the page's start, and
+    from the matches beyond it when the window holds too few: every match once, in order."""
+    seed_spread_books(catalog_settings)
+    by_cursor = await pages(small_bound_client, **params, limit=2)
+    assert by_cursor == [[1, 2], [3, 8000], [8192, 8193], [9000, 20000], [50000]]
+    by_offset = [
+        [
+            item["id"]
+            for item in (await small_bound_client.get("/books", params=query)).json()["items"]
+        ]
+        for query in ({**params, "limit": 2, "offset": offset} for offset in range(0, 10, 2))
+    ]
+    assert by_offset == by_cursor
+    first = (await small_bound_client.get("/books", params=params)).json()
+    assert (first["total"], first["total_exact"]) == (5, False)
+    assert [item["id"] for item in first["items"]] == SPREAD_IDS
