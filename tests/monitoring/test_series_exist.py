@@ -14,7 +14,6 @@ import asyncio
 import json
 import os
 import pathlib
-import socket
 import subprocess
 import sys
 import time
@@ -26,7 +25,6 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-import yaml
 from bookstore_operator.builders import build_prometheus_rule
 from prometheus_client.parser import text_string_to_metric_families
 from psycopg import sql
@@ -51,6 +49,7 @@ from tests.operator.runtime.conftest import (
     wait_ready,
 )
 from tests.operator.runtime.emulator import Emulator
+from tests.operator.runtime.test_cli import free_port, write_kubeconfig
 
 DASHBOARDS = CHART / "files" / "dashboards"
 ADMIN_DATABASE_URL = os.environ.get(
@@ -149,13 +148,6 @@ def operator_rule_groups() -> dict[str, list[dict[str, Any]]]:
 # --- the processes -----------------------------------------------------------------------
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @dataclass
 class Service:
     """One service process we started."""
@@ -252,19 +244,6 @@ def drive_services(catalog_url: str, orders_url: str) -> None:
         cancelled = orders.post(f"/orders/{placed.json()['id']}/cancel")
         assert cancelled.status_code == 200, cancelled.text
         assert catalog.get(f"/books/{book_id}").json()["quantity"] == 2
-
-
-def write_kubeconfig(path: pathlib.Path, server: str) -> None:
-    """A kubeconfig whose current context is the emulator (a token it takes as is)."""
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": "emulator", "cluster": {"server": server}}],
-        "users": [{"name": "tester", "user": {"token": "test-token"}}],
-        "contexts": [{"name": "test", "context": {"cluster": "emulator", "user": "tester"}}],
-        "current-context": "test",
-    }
-    path.write_text(yaml.safe_dump(config))
 
 
 async def scrape(url: str, *, containing: str = "") -> str | None:

@@ -203,6 +203,18 @@ def reconciles(emulator: Emulator, name: str, *, since: int = 0) -> int:
     )
 
 
+async def settle(emulator: Emulator, name: str, count: int = 3) -> int:
+    """Wait until `count` more reconciles of a Bookstore started (the resync timer runs every
+    second); returns the request index before them."""
+    start = len(emulator.requests_made)
+    await eventually(
+        lambda: reconciles(emulator, name, since=start) >= count,
+        within=10 * RESYNC_SECONDS + 10,
+        what=f"{count} reconciles",
+    )
+    return start
+
+
 def bookstore(emulator: Emulator, name: str) -> dict[str, Any]:
     """The Bookstore as the API server holds it."""
     found = emulator.live("bookstore.dev/v1alpha1/bookstores", NAMESPACE, name)

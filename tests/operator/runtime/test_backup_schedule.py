@@ -17,7 +17,6 @@ from bookstore_operator.schedules import parse_time, requested_backup_name
 from tests.operator.runtime.conftest import (
     BOOKSTORES,
     NAMESPACE,
-    RESYNC_SECONDS,
     Operator,
     api,
     bookstore,
@@ -25,7 +24,7 @@ from tests.operator.runtime.conftest import (
     create_bookstore,
     eventually,
     mark_workloads_ready,
-    reconciles,
+    settle,
     wait_ready,
 )
 from tests.operator.runtime.emulator import Emulator
@@ -97,16 +96,6 @@ def events(emulator: Emulator, reason: str) -> list[str]:
     return [e["message"] for e in emulator.live_items("v1/events") if e["reason"] == reason]
 
 
-async def settle(emulator: Emulator, count: int = 3) -> None:
-    """Let `count` more reconciles of downtown run (the resync timer runs every second)."""
-    start = len(emulator.requests_made)
-    await eventually(
-        lambda: reconciles(emulator, "downtown", since=start) >= count,
-        within=10 * RESYNC_SECONDS + 10,
-        what=f"{count} reconciles",
-    )
-
-
 async def finish(
     emulator: Emulator, name: str, phase: str, completed_at: str, message: str = ""
 ) -> None:
@@ -138,7 +127,7 @@ async def test_a_scheduled_backup_is_created_at_its_slot_and_only_once(
         "name": "downtown-202611220300",
         "time": "2026-11-22T03:00:00Z",
     }
-    await settle(emulator)
+    await settle(emulator, "downtown")
     assert backups(emulator) == {}  # a slot before the schedule started gets no backup
 
     await slot_backup(emulator, clock, "2026-11-22T03:00:20Z", "downtown-202611220300")
@@ -154,9 +143,9 @@ async def test_a_scheduled_backup_is_created_at_its_slot_and_only_once(
         what="status.backup.lastScheduleTime",
     )
     assert backup_status(emulator)["nextScheduledBackup"]["name"] == "downtown-202611230300"
-    await settle(emulator)
+    await settle(emulator, "downtown")
     clock.set("2026-11-22T03:40:00Z")
-    await settle(emulator)
+    await settle(emulator, "downtown")
     assert backup_creations(emulator) == ["downtown-202611220300"]
     assert events(emulator, "BackupCreated") == ["Created BookstoreBackup/downtown-202611220300"]
 
@@ -178,7 +167,7 @@ async def test_after_downtime_one_backup_catches_up_the_latest_missed_slot(
     await eventually(
         lambda: "downtown-202611250300" in backups(emulator), what="the catch-up backup"
     )
-    await settle(emulator)
+    await settle(emulator, "downtown")
     assert sorted(backups(emulator)) == ["downtown-202611220300", "downtown-202611250300"]
     assert backup_creations(emulator) == ["downtown-202611220300", "downtown-202611250300"]
     assert backup_status(emulator)["lastScheduleTime"] == "2026-11-25T03:00:00Z"
@@ -194,7 +183,7 @@ async def test_each_backup_now_value_creates_one_backup(
     emulator: Emulator, operator: Operator
 ) -> None:
     await create_bookstore(emulator, "downtown")
-    await settle(emulator, 1)
+    await settle(emulator, "downtown", 1)
     first = requested_backup_name("downtown", "1763719200")
     await annotate(emulator, "1763719200")
     await eventually(lambda: first in backups(emulator), what="the requested backup")
@@ -205,13 +194,13 @@ async def test_each_backup_now_value_creates_one_backup(
         lambda: backup_status(emulator).get("lastRequestedBackup") == first,
         what="the request recorded",
     )
-    await settle(emulator)
+    await settle(emulator, "downtown")
     assert backup_creations(emulator) == [first]
 
     second = requested_backup_name("downtown", "1763722800")
     await annotate(emulator, "1763722800")
     await eventually(lambda: second in backups(emulator), what="the second requested backup")
-    await settle(emulator)
+    await settle(emulator, "downtown")
     assert backup_creations(emulator) == [first, second]
     assert "scheduledSince" not in backup_status(emulator)  # no schedule: nothing scheduled
 
@@ -239,7 +228,7 @@ async def test_retention_deletes_the_oldest_operator_made_completed_backups_only
     emulator: Emulator, operator: Operator
 ) -> None:
     await create_bookstore(emulator, "downtown", {"backup": {"retention": 2}})
-    await settle(emulator, 1)
+    await settle(emulator, "downtown", 1)
     await create_finished_backup(emulator, "by-hand", "2026-11-17T12:00:00Z", origin=None)
     for day in (18, 19, 20):
         name = f"downtown-202611{day}0300"
@@ -249,7 +238,7 @@ async def test_retention_deletes_the_oldest_operator_made_completed_backups_only
         lambda: "downtown-202611180300" not in backups(emulator),
         what="the oldest scheduled backup deleted",
     )
-    await settle(emulator)
+    await settle(emulator, "downtown")
     # Four Completed, two kept: of the two older ones, the hand-made one is never deleted.
     assert sorted(backups(emulator)) == [
         "by-hand",
@@ -333,6 +322,6 @@ async def test_failed_backups_warn_and_two_periods_without_success_degrade_until
     assert (recovered["status"], recovered["reason"]) == ("True", "BackupCompleted")
     assert store["status"]["backup"]["lastSuccessfulBackup"]["name"] == "downtown-202611240300"
     assert store["status"]["backup"]["lastFailedBackup"]["name"] == "downtown-202611230300"
-    await settle(emulator)
+    await settle(emulator, "downtown")
     assert len(events(emulator, "BackupFailed")) == 2  # once per failed backup
     assert len(events(emulator, "BackupsFailing")) == 1

@@ -11,7 +11,6 @@ import kmock
 from tests.operator.runtime import rbac
 from tests.operator.runtime.conftest import (
     NAMESPACE,
-    RESYNC_SECONDS,
     Operator,
     api,
     bookstore,
@@ -19,7 +18,7 @@ from tests.operator.runtime.conftest import (
     create_bookstore,
     eventually,
     mark_workloads_ready,
-    reconciles,
+    settle,
     wait_ready,
 )
 from tests.operator.runtime.emulator import VERBS, Emulator
@@ -57,16 +56,6 @@ def events(emulator: Emulator, reason: str) -> list[dict[str, Any]]:
 
 def monitoring_ready(emulator: Emulator) -> dict[str, Any]:
     return condition(bookstore(emulator, STORE), "MonitoringReady")
-
-
-async def settle(emulator: Emulator, count: int = 3) -> None:
-    """Let `count` more reconciles of the store run (the resync timer runs every second)."""
-    start = len(emulator.requests_made)
-    await eventually(
-        lambda: reconciles(emulator, STORE, since=start) >= count,
-        within=10 * RESYNC_SECONDS + 10,
-        what=f"{count} reconciles",
-    )
 
 
 async def ready_store(emulator: Emulator, monitoring: dict[str, Any]) -> dict[str, Any]:
@@ -125,7 +114,7 @@ async def test_missing_crds_are_reported_once_and_the_store_is_still_ready(
     assert missing["status"] == "False"
     assert "podmonitors.monitoring.coreos.com" in missing["message"]
     assert "prometheusrules.monitoring.coreos.com" in missing["message"]
-    await settle(emulator)
+    await settle(emulator, STORE)
     store = bookstore(emulator, STORE)
     assert store["status"]["phase"] == "Ready"
     assert condition(store, "Ready")["status"] == "True"
@@ -160,7 +149,7 @@ async def test_enabling_creates_disabling_deletes_and_drift_is_repaired(
 ) -> None:
     install_crds(emulator)
     await ready_store(emulator, {})
-    await settle(emulator)
+    await settle(emulator, STORE)
     assert monitoring_ready(emulator) == {}
     assert child(emulator, "podmonitors") is None
 
@@ -216,7 +205,7 @@ async def test_a_refused_rule_is_reported_and_the_next_resync_applies_it(
     emulator.faults[("PATCH", "prometheusrules")] = [422] * 1000
     await ready_store(emulator, MONITORING)
     refused = await wait_condition(emulator, "MonitoringRefused")
-    await settle(emulator)
+    await settle(emulator, STORE)
     assert f"PrometheusRule/{STORE}" in refused["message"]
     assert "422" in refused["message"]
     store = bookstore(emulator, STORE)
@@ -270,7 +259,7 @@ async def test_paused_looks_but_does_not_touch_the_monitoring_children(
         what="MonitoringReady Paused, naming the PodMonitor it does not recreate",
         show=lambda: monitoring_ready(emulator),
     )
-    await settle(emulator)
+    await settle(emulator, STORE)
     assert child(emulator, "podmonitors") is None
 
     await api(emulator, "PATCH", STORE_PATH, {"spec": {"paused": False}}, merge=True)

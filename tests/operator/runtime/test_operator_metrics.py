@@ -6,18 +6,14 @@ is a difference from a reading taken before the action, or a series of this test
 
 from __future__ import annotations
 
-import dataclasses
 import pathlib
 import socket
 from collections.abc import AsyncIterator
 
 import aiohttp.web
-import attrs
-import kmock
 import pytest
 from bookstore_operator import metrics
 from bookstore_operator.__main__ import parse_args
-from kmock._internal import rendering
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.operator.runtime.conftest import (
@@ -32,7 +28,6 @@ from tests.operator.runtime.conftest import (
     serving,
     wait_ready,
 )
-from tests.operator.runtime.emulator import Emulator
 from tests.operator.runtime.test_cli import free_port, run_to_exit
 from tests.operator.runtime.test_peering import (
     NAME,
@@ -42,6 +37,7 @@ from tests.operator.runtime.test_peering import (
     running,
     serve_one_bookstore,
 )
+from tests.operator.runtime.test_refusals import Refusal, RefusingEmulator
 
 DEPLOYMENTS = f"/apis/apps/v1/namespaces/{NAMESPACE}/deployments"
 HPAS = "autoscaling/v2/horizontalpodautoscalers"
@@ -49,6 +45,7 @@ REPAIRS = "bookstore_operator_drift_repairs_total"
 RECONCILES = "bookstore_operator_reconciles_total"
 API_REQUESTS = "bookstore_operator_api_requests_total"
 CONDITION = "bookstore_operator_bookstore_condition"
+INJECTED = "injected by the test"
 
 
 def value(name: str, **labels: str) -> float:
@@ -65,51 +62,15 @@ def condition_of(name: str, condition: str) -> float | None:
     return metrics.REGISTRY.get_sample_value(CONDITION, labels)
 
 
-@dataclasses.dataclass
-class Failure:
-    """Answer the operator's writes to one child with an error Status, a number of times."""
-
-    plural: str
-    name: str
-    status: int
-    reason: str
-    remaining: int
-
-    def matches(self, request: rendering.Request) -> bool:
-        if request.resource is None or request.resource.plural != self.plural:
-            return False
-        if request.method.value not in ("POST", "PUT", "PATCH") or request.subresource:
-            return False
-        data = request.data if isinstance(request.data, dict) else {}
-        name = request.name or (data.get("metadata") or {}).get("name")
-        return bool(name == self.name and self.remaining > 0)
-
-
-@attrs.define(kw_only=True)
-class FailingEmulator(Emulator):
-    """The emulator, failing the writes named in `failures` as a real API server would."""
-
-    failures: list[Failure] = attrs.field(factory=list, init=False)
-
-    async def _handle(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
-        for failure in self.failures:
-            if failure.matches(request):
-                failure.remaining -= 1
-                raise kmock.KubernetesError(
-                    status=failure.status, reason=failure.reason, message="injected by the test"
-                )
-        return await super()._handle(request)
-
-
 @pytest.fixture
-async def emulator() -> AsyncIterator[FailingEmulator]:
+async def emulator() -> AsyncIterator[RefusingEmulator]:
     """The conftest fixture's emulator, able to fail chosen writes."""
-    async with serving(FailingEmulator()) as server:
+    async with serving(RefusingEmulator()) as server:
         yield server
 
 
 async def test_a_bookstore_made_ready_counts_ok_reconciles_calls_phase_and_conditions(
-    emulator: FailingEmulator, operator: Operator
+    emulator: RefusingEmulator, operator: Operator
 ) -> None:
     ok, ready = reconciled("ok"), value("bookstore_operator_bookstores", phase="Ready")
     timed = value("bookstore_operator_reconcile_duration_seconds_count", kind="Bookstore")
@@ -141,7 +102,7 @@ def phases() -> dict[str, float]:
 
 
 async def test_deleting_a_bookstore_removes_its_series_and_its_phase_count(
-    emulator: FailingEmulator, operator: Operator
+    emulator: RefusingEmulator, operator: Operator
 ) -> None:
     before = phases()
     await create_bookstore(emulator, "closing")
@@ -164,12 +125,12 @@ async def test_deleting_a_bookstore_removes_its_series_and_its_phase_count(
 
 
 async def test_a_server_error_counts_a_retry_and_its_status_code(
-    emulator: FailingEmulator, operator: Operator
+    emulator: RefusingEmulator, operator: Operator
 ) -> None:
     retries = reconciled("retry")
     failed = value(API_REQUESTS, verb="apply", kind="ConfigMap", code="500")
-    emulator.failures.append(
-        Failure("configmaps", "flaky-postgres-init", 500, "InternalError", remaining=1)
+    emulator.refusals.append(
+        Refusal("configmaps", "flaky-postgres-init", 500, "InternalError", INJECTED, remaining=1)
     )
 
     await create_bookstore(emulator, "flaky")
@@ -179,13 +140,11 @@ async def test_a_server_error_counts_a_retry_and_its_status_code(
 
 
 async def test_a_conflict_counts_a_retry_and_code_409(
-    emulator: FailingEmulator, operator: Operator
+    emulator: RefusingEmulator, operator: Operator
 ) -> None:
     retries = reconciled("retry")
     conflicts = value(API_REQUESTS, verb="apply", kind="ConfigMap", code="409")
-    emulator.failures.append(
-        Failure("configmaps", "busy-postgres-init", 409, "Conflict", remaining=1000)
-    )
+    emulator.refusals.append(Refusal("configmaps", "busy-postgres-init", 409, "Conflict", INJECTED))
 
     await create_bookstore(emulator, "busy")
 
@@ -194,7 +153,7 @@ async def test_a_conflict_counts_a_retry_and_code_409(
 
 
 async def test_a_spec_that_can_never_work_counts_permanent_failures_only(
-    emulator: FailingEmulator, operator: Operator
+    emulator: RefusingEmulator, operator: Operator
 ) -> None:
     permanent, ok, retries = reconciled("permanent"), reconciled("ok"), reconciled("retry")
 
@@ -207,7 +166,7 @@ async def test_a_spec_that_can_never_work_counts_permanent_failures_only(
 
 
 async def test_a_child_edited_by_hand_counts_a_repair_and_a_spec_change_does_not(
-    emulator: FailingEmulator, operator: Operator
+    emulator: RefusingEmulator, operator: Operator
 ) -> None:
     await create_bookstore(emulator, "edited")
     await mark_workloads_ready(emulator, "edited")
@@ -245,7 +204,7 @@ async def test_a_child_edited_by_hand_counts_a_repair_and_a_spec_change_does_not
 
 
 async def test_a_child_deleted_by_hand_counts_a_repair_and_one_never_made_does_not(
-    emulator: FailingEmulator, operator: Operator
+    emulator: RefusingEmulator, operator: Operator
 ) -> None:
     before = value(REPAIRS, kind="Service")
     await create_bookstore(emulator, "deleted")
@@ -289,7 +248,7 @@ def series(name: str, **labels: str) -> str:
 
 
 async def test_every_replica_process_serves_metrics_on_its_port_the_standby_too(
-    emulator: FailingEmulator, tmp_path: pathlib.Path
+    emulator: RefusingEmulator, tmp_path: pathlib.Path
 ) -> None:
     await create_peering(emulator)
     ports = {"replica-a": free_port(), "replica-b": free_port()}
@@ -321,7 +280,7 @@ async def test_every_replica_process_serves_metrics_on_its_port_the_standby_too(
 
 
 async def test_a_metrics_port_already_taken_stops_the_start_with_one_line(
-    emulator: FailingEmulator, tmp_path: pathlib.Path
+    emulator: RefusingEmulator, tmp_path: pathlib.Path
 ) -> None:
     env = operator_env(emulator, tmp_path, "replica-a")
     with socket.socket() as taken:

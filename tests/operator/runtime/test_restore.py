@@ -43,7 +43,7 @@ from tests.operator.runtime.conftest import (
     mark_ready,
     mark_workloads_ready,
     migration_jobs,
-    reconciles,
+    settle,
     wait_ready,
     workloads,
 )
@@ -163,16 +163,6 @@ async def database_ready(emulator: Emulator) -> None:
         await mark_ready(emulator, "statefulsets", statefulset)
 
 
-async def settle(emulator: Emulator, count: int = 3) -> None:
-    """Wait until `count` more reconciles of the restoring Bookstore started."""
-    start = len(emulator.requests_made)
-    await eventually(
-        lambda: reconciles(emulator, STORE, since=start) >= count,
-        within=10 * RESYNC_SECONDS + 10,
-        what=f"{count} reconciles",
-    )
-
-
 async def restored(emulator: Emulator) -> dict[str, Any]:
     """Play the controllers until the restore Job succeeded; returns the Job."""
     await database_ready(emulator)
@@ -195,7 +185,7 @@ async def test_the_restore_runs_after_the_database_and_before_migrations_and_dep
     statefulsets = await eventually(
         lambda: workloads(emulator, "statefulsets", STORE), what="the StatefulSet"
     )
-    await settle(emulator)
+    await settle(emulator, STORE)
     assert restore_job(emulator) is None  # the database is not ready yet
     progressing = condition(bookstore(emulator, STORE), "Progressing")
     assert (progressing["status"], progressing["reason"]) == ("True", "Restoring")
@@ -217,7 +207,7 @@ async def test_the_restore_runs_after_the_database_and_before_migrations_and_dep
     )
 
     # While it runs, nothing migrates and no service starts.
-    await settle(emulator)
+    await settle(emulator, STORE)
     assert migration_jobs(emulator, STORE) == []
     assert deployments(emulator) == []
     store = bookstore(emulator, STORE)
@@ -253,10 +243,10 @@ async def test_a_restored_store_never_restores_again_after_its_job_went_or_a_res
     recorded = store["status"]["database"]["restoredFrom"]
 
     await api(emulator, "DELETE", f"{JOBS}/{RESTORE_JOB}")  # its TTL
-    await settle(emulator)
+    await settle(emulator, STORE)
     await seeded.stop()
     await seeded.start()
-    await settle(emulator)
+    await settle(emulator, STORE)
     assert restore_job(emulator) is None
     assert len(operator_posts(emulator, JOBS, RESTORE_JOB)) == 1
     store = await wait_ready(emulator, STORE)
@@ -285,7 +275,7 @@ async def test_a_refused_restore_fails_the_store_and_nothing_migrates_or_starts(
         lambda: events(emulator, "RestoreRefused", "Warning"), what="a Warning"
     )
     assert "not empty" in warning
-    await settle(emulator)
+    await settle(emulator, STORE)
     assert migration_jobs(emulator, STORE) == []
     assert deployments(emulator) == []
     assert "restoredFrom" not in (status_of(emulator).get("database") or {})
@@ -340,7 +330,7 @@ async def test_a_missing_backup_fails_the_store_naming_it_and_nothing_starts(
     assert ready["reason"] == "RestoreSourceMissing"
     assert "BookstoreBackup no-such-backup" in ready["message"]
     await eventually(lambda: events(emulator, "RestoreSourceMissing", "Warning"), what="Warning")
-    await settle(emulator)
+    await settle(emulator, STORE)
     assert [job["metadata"]["name"] for job in emulator.live_items("batch/v1/jobs")] == []
     assert deployments(emulator) == []
 
@@ -364,7 +354,7 @@ async def test_a_failed_backup_fails_the_store_with_the_backups_message(
         assert ready["reason"] == "RestoreSourceFailed"
         assert f"BookstoreBackup {BACKUP}" in ready["message"]
         assert "exit code 1" in ready["message"]
-        await settle(emulator)
+        await settle(emulator, STORE)
         assert restore_job(emulator) is None
         assert deployments(emulator) == []
     finally:
@@ -382,7 +372,7 @@ async def test_a_restore_waits_for_a_running_backup_of_a_live_store_then_restore
 
     await create_restoring_store(emulator)
     await database_ready(emulator)
-    await settle(emulator)
+    await settle(emulator, STORE)
     progressing = condition(bookstore(emulator, STORE), "Progressing")
     assert (progressing["status"], progressing["reason"]) == ("True", "WaitingForBackup")
     assert f"BookstoreBackup {BACKUP}" in progressing["message"]

@@ -13,7 +13,6 @@ from tests.operator.runtime.conftest import (
     BOOKSTORES,
     JOBS,
     NAMESPACE,
-    RESYNC_SECONDS,
     SCHEMA_HEAD,
     Operator,
     api,
@@ -25,7 +24,7 @@ from tests.operator.runtime.conftest import (
     finished,
     mark_workloads_ready,
     migration_jobs,
-    reconciles,
+    settle,
     wait_ready,
 )
 from tests.operator.runtime.emulator import Emulator
@@ -105,17 +104,6 @@ async def two_jobs(emulator: Emulator, version: str) -> list[dict[str, Any]]:
     return sorted(jobs, key=lambda job: str(job["metadata"]["name"]))
 
 
-async def settle(emulator: Emulator, count: int = 2) -> int:
-    """Wait until `count` more reconciles started; returns the request index before them."""
-    start = len(emulator.requests_made)
-    await eventually(
-        lambda: reconciles(emulator, "downtown", since=start) >= count,
-        within=10 * RESYNC_SECONDS + 10,
-        what=f"{count} reconciles",
-    )
-    return start
-
-
 async def test_new_version_runs_one_job_per_service_before_the_deployments_change(
     emulator: Emulator, operator: Operator
 ) -> None:
@@ -146,7 +134,7 @@ async def test_new_version_runs_one_job_per_service_before_the_deployments_chang
     assert status["phase"] == "Progressing"
 
     await finish_job(emulator, catalog_job)
-    await settle(emulator)
+    await settle(emulator, "downtown", 2)
     assert workload_writes(emulator, start) == [], "Deployments written before every Job ended"
     assert image(emulator, "catalog").endswith(f":{FIRST}")
 
@@ -220,7 +208,7 @@ async def test_failed_migration_keeps_the_old_version_serving_until_the_version_
     assert "line 50" not in ready["message"]  # bounded: the last lines only
     assert f"delete Job/{catalog_job['metadata']['name']}" in ready["message"]
     await eventually(lambda: warnings(emulator, "MigrationFailed"), what="a Warning event")
-    await settle(emulator)
+    await settle(emulator, "downtown", 2)
     assert workload_writes(emulator, start) == []
     assert image(emulator, "catalog").endswith(f":{FIRST}")
     assert status_of(emulator)["version"] == FIRST
@@ -294,7 +282,7 @@ async def test_downgrade_below_the_applied_schema_is_refused_and_nothing_is_touc
     assert "0003" in ready["message"]
     assert f"set spec.version back to {FIRST}" in ready["message"]
     await eventually(lambda: warnings(emulator, "DowngradeRefused"), what="a Warning event")
-    await settle(emulator)
+    await settle(emulator, "downtown", 2)
     assert workload_writes(emulator, start) == []
     assert image(emulator, "orders").endswith(f":{FIRST}")
     assert status_of(emulator)["version"] == FIRST
@@ -352,7 +340,7 @@ async def test_stuck_rollout_rolls_back_and_stays_degraded_until_the_version_cha
     assert f"rolled back to version {FIRST}" in warning
 
     await mark_workloads_ready(emulator, "downtown")
-    start = await settle(emulator)
+    start = await settle(emulator, "downtown", 2)
     assert status_of(emulator)["phase"] == "Degraded"  # until spec.version changes
     assert image(emulator, "catalog").endswith(f":{FIRST}")
     assert not job_creations(emulator, start)
@@ -377,7 +365,7 @@ async def test_operator_restarted_mid_upgrade_resumes_without_a_second_job(
     second = Operator(emulator)
     await second.start()
     try:
-        await settle(emulator)
+        await settle(emulator, "downtown", 2)
         assert job_creations(emulator, start) == []
         for job in jobs:
             await finish_job(emulator, job)
@@ -402,6 +390,6 @@ async def test_reconciles_while_a_migration_runs_write_nothing(
         ),
         what="Migrating",
     )
-    await settle(emulator)  # the tail of the first reconciles (events) lands
-    start = await settle(emulator)
+    await settle(emulator, "downtown", 2)  # the tail of the first reconciles (events) lands
+    start = await settle(emulator, "downtown", 2)
     assert [f"{r.method.value} {r.url.path}" for r in emulator.writes(since=start)] == []
