@@ -20,6 +20,7 @@ from bookstore_catalog.schemas import BookFilters
 
 Sort = Literal["id", "relevance"]
 CURSOR_MAX_LENGTH = 200
+ID_MAX = 2_147_483_647  # books.id is an integer column: no book id is larger
 
 
 class InvalidCursorError(ValueError):
@@ -65,7 +66,7 @@ def decode_cursor(cursor: str, filters: BookFilters, sort: Sort) -> Position:
             "repeat the search's parameters with its next_cursor, or start over without one"
         )
     book_id, rank = document.get("id"), document.get("r")
-    if type(book_id) is not int or book_id < 0:
+    if type(book_id) is not int or not 0 <= book_id <= ID_MAX:
         raise InvalidCursorError("is not a cursor this API returned")
     if sort == "relevance":
         if not isinstance(rank, int | float) or isinstance(rank, bool) or not math.isfinite(rank):

@@ -17,6 +17,7 @@ from typing import Any
 
 from bookstore_common.rawpool import RawStatement
 from sqlalchemy import (
+    BigInteger,
     ColumnElement,
     Float,
     Integer,
@@ -37,7 +38,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bookstore_catalog import fulltext
-from bookstore_catalog.cursors import Position, Sort
+from bookstore_catalog.cursors import ID_MAX, Position, Sort
 from bookstore_catalog.isbn import clean_isbn
 from bookstore_catalog.models import Book
 from bookstore_catalog.repository import BOOK_COLUMNS
@@ -177,16 +178,14 @@ def _text_search_by_id(
     bounded_cte = bounded.cte("bounded").prefix_with("MATERIALIZED")
     broad = select(func.count()).select_from(bounded_cte).scalar_subquery() >= limit_param
     start = bindparam("window_start", _window_start(request), type_=Integer)
-    end = bindparam("window_end", _window_start(request) + WINDOW_IDS, type_=Integer)
+    end = bindparam("window_end", _window_end(request), type_=Integer)
     windowed = (
         select(Book.id)
         .where(broad, *where, Book.id > start, Book.id <= end)
         .cte("windowed")
         .prefix_with("MATERIALIZED")
     )
-    needed = bindparam("skip", request.offset, type_=Integer) + bindparam(
-        "page_rows", request.limit + 1, type_=Integer
-    )
+    needed = bindparam("window_needed", _window_needed(request), type_=BigInteger)
     window_short = select(func.count()).select_from(windowed).scalar_subquery() < needed
     # Every match, from the GIN index (MATERIALIZED: never a walk of the primary key past
     # the window), only when the window fell short.
@@ -213,6 +212,16 @@ def _text_search_by_id(
 def _window_start(request: SearchRequest) -> int:
     """The id the page starts after: the cursor's, else before the first book."""
     return request.after.id if request.after is not None else 0
+
+
+def _window_end(request: SearchRequest) -> int:
+    """The last id of the first window (never past the largest id a book can have)."""
+    return min(_window_start(request) + WINDOW_IDS, ID_MAX)
+
+
+def _window_needed(request: SearchRequest) -> int:
+    """How many matches the window must hold to fill the page: the skipped ones too."""
+    return request.offset + request.limit + 1
 
 
 def _text_search(
@@ -329,7 +338,8 @@ def parameters(request: SearchRequest) -> dict[str, Any]:
         "skip": request.offset,
         "count_rows": request.count_limit + 1,
         "window_start": _window_start(request),
-        "window_end": _window_start(request) + WINDOW_IDS,
+        "window_end": _window_end(request),
+        "window_needed": _window_needed(request),
     }
     if f.q:
         values["q"] = f.q

@@ -10,6 +10,8 @@ import psycopg
 import pytest
 from bookstore_catalog.app import create_app
 from bookstore_catalog.config import CatalogSettings
+from bookstore_catalog.cursors import Position, encode_cursor
+from bookstore_catalog.schemas import BookFilters
 from fastapi import FastAPI
 from sqlalchemy import text
 
@@ -271,3 +273,32 @@ async def test_broad_matches_past_the_first_window_page_completely_by_cursor_and
     first = (await small_bound_client.get("/books", params=params)).json()
     assert (first["total"], first["total_exact"]) == (5, False)
     assert [item["id"] for item in first["items"]] == SPREAD_IDS
+
+
+def forged_cursor(book_id: int, **filters: Any) -> str:
+    """A cursor as the API encodes one, for any id (`cursors.encode_cursor` with BookFilters)."""
+    return encode_cursor(Position(book_id), BookFilters(**filters), "id")
+
+
+@pytest.mark.parametrize("filters", [{}, {"q": "common"}])
+async def test_cursor_past_the_largest_possible_id_is_422_and_the_last_one_an_empty_page(
+    small_bound_client: httpx.AsyncClient,
+    catalog_settings: CatalogSettings,
+    filters: dict[str, str],
+) -> None:
+    seed_spread_books(catalog_settings)
+    too_far = forged_cursor(2**40, **filters)
+    response = await small_bound_client.get("/books", params={**filters, "cursor": too_far})
+    assert error_fields(assert_problem(response, 422)) == {"cursor"}
+    last = forged_cursor(2_147_483_600, **filters)
+    page = (await small_bound_client.get("/books", params={**filters, "cursor": last})).json()
+    assert (page["items"], page["next_cursor"]) == ([], None)
+
+
+async def test_the_largest_offset_of_a_broad_search_is_an_empty_page(
+    small_bound_client: httpx.AsyncClient, catalog_settings: CatalogSettings
+) -> None:
+    seed_spread_books(catalog_settings)
+    params = {"q": "common", "offset": 2_147_483_647, "limit": 100}
+    page = (await small_bound_client.get("/books", params=params)).json()
+    assert (page["items"], page["total"], page["total_exact"]) == ([], 5, False)
