@@ -1,12 +1,12 @@
 """The book search statement of `GET /books`: one page and a bounded count, one round trip.
 
-Every filter is answered by an index (see models.Book and migration 0004): `q` by the
-full-text GIN index, title/author by trigram GIN indexes (pg_trgm), isbn by its unique
-index, price by ix_books_price, in_stock by partial id indexes. The count stops at the
-bound (a LIMITed subquery), so a broad search never counts every match. Pages go by
-offset or by keyset (`after`: the last book of the previous page), ordered by id, or by
-rank then id for sort=relevance.
-"""
+Every filter is answered by an index (see models.Book, migrations 0004 and 0005): `q` by the
+GIN index of the stored search document, title/author by trigram GIN indexes (pg_trgm), isbn
+by its unique index, price and in_stock by composite and partial id indexes. The count stops
+at the bound (a LIMITed subquery), so a broad search never counts every match. Pages go by
+offset or by keyset (`after`: the last book of the previous page), ordered by id (a broad
+text search looks in a window of ids first: _text_search_by_id), or by rank then id for
+sort=relevance."""
 
 from __future__ import annotations
 
