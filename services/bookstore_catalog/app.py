@@ -40,6 +40,7 @@ def create_app(settings: CatalogSettings) -> FastAPI:
 
     app = create_service_app(
         settings,
+        component="catalog",
         title="Bookstore catalog",
         version=VERSION,
         description="Books and their stock. Writes need `X-API-Key`; reads are public.",

@@ -34,10 +34,10 @@ TELEMETRY_OFF: TelemetryConfig = {
 def create_service_app(
     settings: ServiceSettings,
     *,
+    component: str,
     title: str,
     version: str,
     description: str = "",
-    component: str | None = None,
     lifespan: ExtraLifespan | None = None,
     raw_pool: bool = False,
 ) -> FastAPI:
@@ -48,9 +48,7 @@ def create_service_app(
     (that engine plus the raw pool, see `bookstore_common.rawpool`); installs
     problem+json handlers, the request-id/metrics middleware, `/health/*`, `/metrics` and
     the API docs (`/docs`, `/redoc`) with their assets served from the image.
-    `component` names the service in its metrics (`bookstore_<component>_http_...`); by
-    default the package of the settings class, `bookstore_<component>` (see
-    `settings_component`).
+    `component` names the service in its metrics (`bookstore_<component>_http_...`).
     `lifespan` (optional) runs inside the app's lifespan, e.g. to open an httpx client.
     `raw_pool`: on PostgreSQL the lifespan also opens a raw asyncpg pool for the hot paths
     (`app.state.database.pool`), which takes a share of DATABASE_POOL_SIZE from the engine.
@@ -96,18 +94,11 @@ def create_service_app(
     app.state.database = database
     install_problem_handlers(app)
     install_offline_docs(app)
-    metrics = http_metrics(component or settings_component(settings))
+    metrics = http_metrics(component)
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
     app.include_router(health_router)
     app.include_router(metrics_router)
     return app
-
-
-def settings_component(settings: ServiceSettings) -> str:
-    """The service a settings object configures: `catalog` for `bookstore_catalog.config`'s
-    CatalogSettings, `orders` for OrdersSettings (each service package has its own)."""
-    package = type(settings).__module__.partition(".")[0]
-    return package.removeprefix("bookstore_")
 
 
 def freeze_startup_heap() -> None:

@@ -69,6 +69,7 @@ def create_app(settings: OrdersSettings) -> FastAPI:
 
     app = create_service_app(
         settings,
+        component="orders",
         title="Bookstore orders",
         version=__version__,
         description="Customer orders; stock is reserved at catalog over HTTP.",

@@ -21,7 +21,10 @@ async def test_unhandled_exception_is_a_500_problem_that_leaks_nothing(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     app = create_service_app(
-        ServiceSettings(database_url="postgresql://u:p@127.0.0.1:1/x"), title="t", version="0"
+        ServiceSettings(database_url="postgresql://u:p@127.0.0.1:1/x"),
+        component="test",
+        title="t",
+        version="0",
     )
 
     @app.get("/boom")
@@ -51,6 +54,7 @@ async def test_debug_request_log_line_is_json_with_request_id_and_route() -> Non
     request_log.setLevel(logging.DEBUG)
     app = create_service_app(
         ServiceSettings(database_url="postgresql://u:p@127.0.0.1:1/x", api_key="sekrit"),
+        component="test",
         title="t",
         version="0",
     )

@@ -41,7 +41,7 @@ async def test_raw_pool_opens_in_the_lifespan_with_sslmode_and_takes_a_share_of_
     settings = ServiceSettings(
         database_url=url, database_password="ignored-by-trust-auth", database_pool_size=5
     )
-    app = create_service_app(settings, title="t", version="0", raw_pool=True)
+    app = create_service_app(settings, component="test", title="t", version="0", raw_pool=True)
     async with app.router.lifespan_context(app):
         database = app.state.database
         assert await database.pool.fetchval("SELECT 1") == 1
@@ -51,7 +51,7 @@ async def test_raw_pool_opens_in_the_lifespan_with_sslmode_and_takes_a_share_of_
 
 async def test_sqlite_dev_mode_has_no_raw_pool(tmp_path: Path) -> None:
     settings = ServiceSettings(sqlite_path=tmp_path / "dev.db")
-    app = create_service_app(settings, title="t", version="0", raw_pool=True)
+    app = create_service_app(settings, component="test", title="t", version="0", raw_pool=True)
     async with app.router.lifespan_context(app):
         assert app.state.database.pool is None
 
@@ -62,7 +62,7 @@ async def test_a_checkout_from_a_full_raw_pool_times_out(
     settings = ServiceSettings(
         database_url=make_database("rawpool_full"), database_pool_size=2, database_pool_timeout=0.2
     )
-    app = create_service_app(settings, title="t", version="0", raw_pool=True)
+    app = create_service_app(settings, component="test", title="t", version="0", raw_pool=True)
     async with app.router.lifespan_context(app):
         database = app.state.database
         async with database.connection() as held:
@@ -78,7 +78,7 @@ async def test_checkouts_waiting_for_a_busy_raw_pool_are_served_in_arrival_order
     make_database: Callable[[str], str],
 ) -> None:
     settings = ServiceSettings(database_url=make_database("rawpool_fifo"), database_pool_size=2)
-    app = create_service_app(settings, title="t", version="0", raw_pool=True)
+    app = create_service_app(settings, component="test", title="t", version="0", raw_pool=True)
     served: list[str] = []
     async with app.router.lifespan_context(app):
         database = app.state.database
@@ -101,7 +101,7 @@ async def test_a_checkout_cancelled_while_waiting_gives_its_turn_to_the_next(
     make_database: Callable[[str], str],
 ) -> None:
     settings = ServiceSettings(database_url=make_database("rawpool_cancel"), database_pool_size=2)
-    app = create_service_app(settings, title="t", version="0", raw_pool=True)
+    app = create_service_app(settings, component="test", title="t", version="0", raw_pool=True)
     async with app.router.lifespan_context(app):
         database = app.state.database
 
