@@ -19,7 +19,7 @@ import psycopg
 from bench_seed import Corpus
 from bookstore_catalog.cursors import Position, decode_cursor, encode_cursor
 from bookstore_catalog.schemas import BookFilters
-from bookstore_catalog.search import SearchRequest, parameters, raw_statement
+from bookstore_catalog.search import SEARCH_SESSION, SearchRequest, parameters, raw_statement
 
 COMMON_WORDS = 10  # the most frequent words of the corpus: each in ~1-2% of books
 RARE_WORDS = 1000  # the rarest words: each in a few hundred books of a million
@@ -131,8 +131,10 @@ async def _median_execution_ms(url: str, requests: Sequence[SearchRequest]) -> l
     """Median execution time of each request's statement, run as the catalog runs it."""
     connection = await asyncpg.connect(url)
     try:
-        # The session the catalog's search connections have (app.plan_each_search).
+        # The session the catalog's search connections have (app.plan_each_search and
+        # search.SEARCH_SESSION).
         await connection.execute("SET plan_cache_mode = force_custom_plan")
+        await connection.execute(SEARCH_SESSION)  # as search.search_books sets it
         medians = []
         for request in requests:
             raw = raw_statement(request)

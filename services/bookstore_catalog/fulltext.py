@@ -29,7 +29,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import Boolean, Float, String
 
-from bookstore_catalog.models import BOOK_DOCUMENT, ENGLISH, Book
+from bookstore_catalog.models import BOOK_DOCUMENT, BOOK_HEAD, ENGLISH, Book
 
 _TOKEN = re.compile(r'"([^"]*)"?|(\S+)')
 _WORD = re.compile(r"\w+")
@@ -82,6 +82,23 @@ def postgres_query(query: str) -> ColumnElement[Any]:
 def postgres_match(query: str) -> ColumnElement[bool]:
     """The book's stored document matches the query (answered by ix_books_search_document)."""
     return BOOK_DOCUMENT.op("@@", return_type=Boolean)(postgres_query(query))
+
+
+def postgres_head_match(query: str) -> ColumnElement[bool]:
+    """The query matches the book's title and author words (ix_books_search_head)."""
+    return BOOK_HEAD.op("@@", return_type=Boolean)(postgres_query(query))
+
+
+def postgres_one_word(query: str) -> ColumnElement[bool]:
+    """The query is one word, not negated (one node): ts_rank is then tiered by weight.
+
+    For a lone lexeme, ts_rank (default weights, no normalization) is
+    (w_max + sum over its other positions j of w_j / (j + 1)^2) / 1.64493406685, with
+    1.64493406685 = sum of 1 / i^2. A book with the word in its title or author (weight
+    A 1.0 or B 0.4) ranks at least 0.4 / 1.645 = 0.243; a book with it only in its
+    description (C 0.2 at every position) ranks at most 0.2 * 1.645 / 1.645 = 0.2.
+    """
+    return func.numnode(postgres_query(query)) == literal_column("1")
 
 
 def postgres_rank(query: str) -> ColumnElement[float]:

@@ -167,6 +167,15 @@ cast(Table, Book.__table__).append_constraint(
         dialect="postgresql"
     )
 )
+# The document's title and author words (its A and B weights) alone, GIN-indexed
+# (migration 0005): sort=relevance of a one-word q finds the matches that rank above every
+# description-only match without reading those (see search._ranked_text_search).
+BOOK_HEAD: ColumnElement[Any] = func.to_tsvector(ENGLISH, Book.__table__.c.title).op(
+    "||", return_type=TSVECTOR
+)(func.to_tsvector(ENGLISH, Book.__table__.c.author))
+cast(Table, Book.__table__).append_constraint(
+    Index("ix_books_search_head", BOOK_HEAD, postgresql_using="gin").ddl_if(dialect="postgresql")
+)
 # Kept for one release: the previous release's pods search 0004's expression during a
 # rolling upgrade. A later (contract) migration drops it.
 cast(Table, Book.__table__).append_constraint(

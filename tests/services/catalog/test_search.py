@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
+import asyncpg
 import httpx
 import psycopg
 import pytest
@@ -12,6 +14,7 @@ from bookstore_catalog.app import create_app
 from bookstore_catalog.config import CatalogSettings
 from bookstore_catalog.cursors import Position, encode_cursor
 from bookstore_catalog.schemas import BookFilters
+from bookstore_catalog.search import SEARCH_SESSION, SearchRequest, parameters, raw_statement
 from fastapi import FastAPI
 from sqlalchemy import text
 
@@ -302,3 +305,108 @@ async def test_the_largest_offset_of_a_broad_search_is_an_empty_page(
     params = {"q": "common", "offset": 2_147_483_647, "limit": 100}
     page = (await small_bound_client.get("/books", params=params)).json()
     assert (page["items"], page["total"], page["total_exact"]) == ([], 5, False)
+
+
+# Where "wizard" is in each book (seed -> title, author, description): title matches of
+# several ranks (twice in the title, or also in the description), author matches, then
+# description-only matches, one of them with the word three times.
+WIZARD_BOOKS = {
+    1: ("Wizard Tales", "Ann Writer", "A story of the sea."),
+    2: ("Sea Stories", "Ann Writer", "A wizard, a wizard and a wizard."),
+    3: ("The Wizard", "Ann Writer", "A wizard at sea."),
+    4: ("Maps", "Bob Wizard", ""),
+    5: ("Wizard of Wizards", "Ann Writer", ""),
+    6: ("Storms", "Ann Writer", "One wizard."),
+    7: ("Wizard Again", "Ann Writer", "Nothing more."),
+    8: ("Wizard Days", "Ann Writer", ""),
+    9: ("Tides", "Cy Wizard", "A wizard too."),
+    10: ("Wizard Nights", "Ann Writer", ""),
+    11: ("Other", "Ann Writer", "No match here."),
+}
+
+
+async def expected_relevance_order(settings: CatalogSettings, q: str) -> list[int]:
+    """Every match of q, ranked in SQL over the whole document (no shortcut): rank, then id."""
+    assert settings.database_url is not None
+    async with await psycopg.AsyncConnection.connect(
+        settings.database_url.get_secret_value()
+    ) as connection:
+        cursor = await connection.execute(
+            "SELECT id FROM books WHERE search_document @@ websearch_to_tsquery('english', %s) "
+            "ORDER BY ts_rank(search_document, websearch_to_tsquery('english', %s)) DESC, id",
+            (q, q),
+        )
+        return [row[0] for row in await cursor.fetchall()]
+
+
+@pytest.mark.parametrize("q", ["wizards", "wizard or sea"])
+async def test_relevance_of_a_word_in_many_titles_pages_exactly_as_ranking_every_match(
+    small_bound_client: httpx.AsyncClient, catalog_settings: CatalogSettings, q: str
+) -> None:
+    """A one-word q ranks the title and author matches alone while they fill the page (they
+    outrank every description-only match): pages by cursor and by offset, across the tiers,
+    give the order of ranking every match, and the count bound still holds."""
+    ids = {
+        seed: (
+            await create_book(
+                small_bound_client, seed, title=title, author=author, description=text
+            )
+        )["id"]
+        for seed, (title, author, text) in WIZARD_BOOKS.items()
+    }
+    expected = await expected_relevance_order(catalog_settings, q)
+    assert ids[11] not in expected
+    if q == "wizards":  # title over author over description
+        tiers = [{1, 3, 5, 7, 8, 10}, {4, 9}, {2, 6}]
+        assert [set(expected[:6]), set(expected[6:8]), set(expected[8:])] == [
+            {ids[seed] for seed in tier} for tier in tiers
+        ]
+    by_cursor = await pages(small_bound_client, q=q, sort="relevance", limit=2)
+    assert [book_id for page in by_cursor for book_id in page] == expected
+    by_offset = [
+        book_id
+        for offset in range(0, len(expected), 3)
+        for book_id in [
+            item["id"]
+            for item in (
+                await small_bound_client.get(
+                    "/books", params={"q": q, "sort": "relevance", "limit": 3, "offset": offset}
+                )
+            ).json()["items"]
+        ]
+    ]
+    assert by_offset == expected
+    first = (await small_bound_client.get("/books", params={"q": q, "sort": "relevance"})).json()
+    assert (first["total"], first["total_exact"]) == (5, False)
+    assert [item["id"] for item in first["items"]] == expected
+
+    # The first page of the one-word q came from the title and author matches alone.
+    request = SearchRequest(BookFilters(q=q), sort="relevance", limit=2, count_limit=5)
+    assert await reads_every_match(catalog_settings, request) == (q != "wizards")
+
+
+def _loops_on_books(node: dict[str, Any]) -> int:
+    """How many times the plan node and those under it scanned books."""
+    own = node.get("Actual Loops", 0) if node.get("Relation Name") == "books" else 0
+    return own + sum(_loops_on_books(child) for child in node.get("Plans", []))
+
+
+async def reads_every_match(settings: CatalogSettings, request: SearchRequest) -> bool:
+    """Whether the relevance statement read every match (its `matches` CTE scanned books)."""
+    assert settings.database_url is not None
+    raw = raw_statement(request)
+    connection = await asyncpg.connect(settings.database_url.get_secret_value())
+    try:
+        await connection.execute(SEARCH_SESSION)
+        explained = await connection.fetchval(
+            f"EXPLAIN (ANALYZE, FORMAT JSON) {raw.sql}", *raw.arguments(parameters(request))
+        )
+    finally:
+        await connection.close()
+    nodes = [json.loads(explained)[0]["Plan"]]
+    while nodes:
+        node = nodes.pop()
+        if node.get("Subplan Name") == "CTE matches":
+            return _loops_on_books(node) > 0
+        nodes.extend(node.get("Plans", []))
+    raise AssertionError("no CTE matches in the relevance statement")

@@ -1,4 +1,4 @@
-"""A stored full-text document per book (PostgreSQL), kept by a trigger, with its GIN index.
+"""A stored full-text document per book (PostgreSQL), kept by a trigger, with GIN indexes.
 
 Revision ID: 0005
 Revises: 0004
@@ -6,7 +6,9 @@ Create Date: 2026-11-28
 
 Why: ranking (sort=relevance) read the document of every match, and with 0004's expression
 index that meant rebuilding each match's tsvector from its text (~10 µs a match, 230 ms for
-the commonest word of a million books). A stored column is read instead.
+the commonest word of a million books). A stored column is read instead. A second GIN
+index, of the title and author words alone (an expression, no column), lets a one-word
+sort=relevance rank only the matches that can make the page (search._ranked_text_search).
 
 Expand-only, and safe on a large catalog that is serving:
 - the column is nullable without a default (no table rewrite; ADD COLUMN holds its lock for
@@ -15,8 +17,9 @@ Expand-only, and safe on a large catalog that is serving:
   release or the one before (which never names the column);
 - existing rows are filled in batches of BACKFILL_BATCH ids, each its own short transaction
   (row locks on one batch at a time, never the table);
-- the index is built CONCURRENTLY (writes go on), after the backfill so the backfill does not
-  update it row by row; an INVALID index left by an interrupted run is dropped and rebuilt;
+- the indexes are built CONCURRENTLY (writes go on), after the backfill so the backfill does
+  not update them row by row; an INVALID index left by an interrupted run is dropped and
+  rebuilt;
 - VACUUM (ANALYZE) then removes the rows' old versions and restores index-only scans.
 Every step is repeatable, so a migration interrupted anywhere (its version is stamped only
 at the end) is simply run again. 0004's expression index `ix_books_search` stays: the
@@ -40,6 +43,15 @@ log = logging.getLogger(__name__)
 
 BACKFILL_BATCH = 20_000
 INDEX = "ix_books_search_document"
+# The title and author words alone (the document's A and B weights): sort=relevance of a
+# one-word q ranks these matches, which outrank every description-only match, without
+# reading the others. An expression index: no column, no backfill.
+HEAD_INDEX = "ix_books_search_head"
+_INDEXES = {
+    INDEX: "gin (search_document)",
+    HEAD_INDEX: "gin ((to_tsvector('english'::regconfig, title) "
+    "|| to_tsvector('english'::regconfig, author)))",
+}
 
 # The document: English stemming, title weighted over author over description (the weights
 # ts_rank reads). Also 0004's index expression, so both find the same books.
@@ -74,7 +86,8 @@ _INVALID_INDEX = text(
 
 
 def upgrade() -> None:
-    """Add the column and its trigger, fill the existing rows, then index the column."""
+    """Add the column and its trigger, fill the existing rows, then index the column (and
+    the title and author words)."""
     if op.get_bind().dialect.name != "postgresql":
         return
     op.execute("ALTER TABLE books ADD COLUMN IF NOT EXISTS search_document tsvector")
@@ -86,11 +99,10 @@ def upgrade() -> None:
     with op.get_context().autocommit_block():
         bind = op.get_bind()
         _backfill(bind)
-        if bind.execute(_INVALID_INDEX, {"name": INDEX}).first() is not None:
-            op.execute(f"DROP INDEX CONCURRENTLY {INDEX}")
-        op.execute(
-            f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {INDEX} ON books USING gin (search_document)"
-        )
+        for name, how in _INDEXES.items():
+            if bind.execute(_INVALID_INDEX, {"name": name}).first() is not None:
+                op.execute(f"DROP INDEX CONCURRENTLY {name}")
+            op.execute(f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {name} ON books USING {how}")
         # The backfill left a dead version of every row, cleared the visibility map (no
         # index-only scans) and queued its index entries in the GIN pending lists (which
         # every search then reads linearly, and the planner costs): clean all that up, and
@@ -113,10 +125,11 @@ def _backfill(bind: Connection) -> None:
 
 
 def downgrade() -> None:
-    """Drop the column, its trigger and its index (0004's expression index still serves)."""
+    """Drop the column, its trigger and the indexes (0004's expression index still serves)."""
     if op.get_bind().dialect.name != "postgresql":
         return
     op.execute("DROP TRIGGER IF EXISTS books_search_document ON books")
     op.execute("DROP FUNCTION IF EXISTS books_search_document()")
+    op.execute(f"DROP INDEX IF EXISTS {HEAD_INDEX}")
     op.execute(f"DROP INDEX IF EXISTS {INDEX}")
     op.execute("ALTER TABLE books DROP COLUMN IF EXISTS search_document")
