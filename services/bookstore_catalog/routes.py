@@ -5,11 +5,11 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Any
 
-from bookstore_common.db import AutocommitEngineDep, SessionDep
+from bookstore_common.db import SessionDep
 from bookstore_common.problems import PROBLEM_CONTENT_TYPE
 from bookstore_common.rawpool import database_of
 from bookstore_common.security import ApiKeyDep
-from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
+from fastapi import APIRouter, Header, Path, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 
 from bookstore_catalog import service
@@ -61,31 +61,16 @@ def _problems(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {code: {"content": {PROBLEM_CONTENT_TYPE: {}}} for code in (422, *codes)}
 
 
-async def book_filters(
-    q: Annotated[
-        SearchText,
-        Query(
-            description="full-text search of title, author and description (English stemming; "
-            'web search syntax: "a phrase", -word, or), or part of an ISBN'
-        ),
-    ] = None,
-    title: Annotated[SearchText, Query(description="part of the title (any case)")] = None,
-    author: Annotated[SearchText, Query(description="part of the author (any case)")] = None,
-    isbn: Annotated[StorableText | None, Query(max_length=20)] = None,
-    min_price: PriceBound = None,
-    max_price: PriceBound = None,
-    in_stock: bool | None = None,
-) -> BookFilters:
-    """Collect the search query parameters (unknown parameters are ignored)."""
-    return BookFilters(
-        q=q,
-        title=title,
-        author=author,
-        isbn=isbn,
-        min_price=min_price,
-        max_price=max_price,
-        in_stock=in_stock,
-    )
+QText = Annotated[
+    SearchText,
+    Query(
+        description="full-text search of title, author and description (English stemming; "
+        'web search syntax: "a phrase", -word, or), or part of an ISBN'
+    ),
+]
+TitleText = Annotated[SearchText, Query(description="part of the title (any case)")]
+AuthorText = Annotated[SearchText, Query(description="part of the author (any case)")]
+IsbnText = Annotated[StorableText | None, Query(max_length=20)]
 
 
 router = APIRouter(tags=["catalog"])
@@ -102,8 +87,6 @@ def _invalid_query(field: str, message: str) -> RequestValidationError:
 @router.get("/books", response_model=BookPage, responses=_problems())
 async def list_books(
     request: Request,
-    engine: AutocommitEngineDep,
-    filters: Annotated[BookFilters, Depends(book_filters)],
     sort: Annotated[
         Sort,
         Query(description="`id` (stable, the default) or `relevance` (needs `q`; then by id)"),
@@ -119,12 +102,31 @@ async def list_books(
             description="the `next_cursor` of the previous page, with the same filters and sort",
         ),
     ] = None,
+    q: QText = None,
+    title: TitleText = None,
+    author: AuthorText = None,
+    isbn: IsbnText = None,
+    min_price: PriceBound = None,
+    max_price: PriceBound = None,
+    in_stock: bool | None = None,
 ) -> Response:
     """Search books; pages by `cursor` (any depth, constant cost) or `limit`/`offset`.
 
     `total` is exact up to SEARCH_COUNT_LIMIT matches; past it, it is that limit and
     `total_exact` is false.
     """
+    # The filters are parameters of the endpoint itself, its engine read from the app's
+    # state: a dependency for either cost FastAPI a solve per request (~8% of a search's
+    # CPU). FastAPI validated each value; BookFilters holds them as they are.
+    filters = BookFilters.model_construct(
+        q=q,
+        title=title,
+        author=author,
+        isbn=isbn,
+        min_price=min_price,
+        max_price=max_price,
+        in_stock=in_stock,
+    )
     if sort == "relevance" and not filters.q:
         raise _invalid_query("sort", "sort=relevance ranks matches of q: give q, or sort=id")
     after = None
@@ -144,7 +146,7 @@ async def list_books(
         after=after,
         count_limit=settings.search_count_limit,
     )
-    page = await service.search_books(engine, search_request)
+    page = await service.search_books(request.app.state.autocommit_engine, search_request)
     return Response(page, media_type="application/json")  # rendered by the service
 
 
