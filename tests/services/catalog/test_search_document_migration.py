@@ -24,6 +24,11 @@ LEGACY_MATCH = (
     "|| setweight(to_tsvector('english'::regconfig, description), 'C')) "
     "@@ websearch_to_tsquery('english', %s)"
 )
+# The title and author words alone: ix_books_search_head's expression (models.BOOK_HEAD).
+HEAD_MATCH = (
+    "(to_tsvector('english'::regconfig, title) || to_tsvector('english'::regconfig, author)) "
+    "@@ websearch_to_tsquery('english', %s)"
+)
 BOOKS_AT_0004 = (
     "INSERT INTO books (id, title, author, isbn, price, quantity, description) VALUES "
     "(1, 'Running Dragons', 'Ann Writer', '9780000000001', 9.99, 1, 'A tale'), "
@@ -78,6 +83,12 @@ def test_upgrade_from_0004_fills_the_document_of_every_existing_book(
     assert state[0] is True
     assert "gin (search_document)" in state[1]
     assert _index_state(url, "ix_books_search") is not None  # the previous release's, kept
+    head = _index_state(url, "ix_books_search_head")
+    assert head is not None
+    assert head[0] is True
+    assert "(to_tsvector('english'::regconfig, (title)::text) || to_tsvector(" in head[1]
+    assert _ids(url, HEAD_MATCH, "dragon") == [1]  # "Dragons" in a title; 2 has it in its text
+    assert _ids(url, HEAD_MATCH, "tolkiens") == [2]  # an author
 
 
 def test_the_trigger_keeps_the_document_of_written_books_and_ignores_hand_written_ones(
