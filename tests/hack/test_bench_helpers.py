@@ -140,6 +140,10 @@ def test_search_statements_pass_within_their_time_and_are_listed_with_it() -> No
         "  PASS  q: 19.5 ms (<= 20 ms)",
         "  MISS  relevance: 42.0 ms (<= 20 ms)",
     ]
+    planned = bench_report.evaluate_statements({"q": 19.5}, max_ms=20, planning={"q": 0.64})
+    assert bench_report.format_statements(planned) == (
+        "  PASS  q: 19.5 ms (<= 20 ms), planned in 0.6 ms"
+    )
 
 
 def test_bench_only_names_scenarios_by_key_and_always_keeps_the_ceiling() -> None:
