@@ -70,6 +70,9 @@ TIMER_STOP_POLL_SECONDS = 2.0
 # Read once at import: kopf fixes a timer's interval when the handler is registered.
 RESYNC_SECONDS = OperatorSettings().resync_seconds
 BACKUP_CHECK_SECONDS = OperatorSettings().backup_check_seconds
+# A replica exports a Bookstore's phase and conditions for this many resyncs after it last
+# saw it: a replica that lost the peering stops exporting its stale values (metrics.py).
+STATES_MAX_AGE_RESYNCS = 2.5
 Clock = Callable[[], datetime.datetime]
 
 
@@ -100,6 +103,8 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     if "clock" not in memo:
         memo.clock = utc_now
     memo.locks = KeyedLock[tuple[str, str]](observe_wait=metrics.LOCK_WAIT.observe)
+    # Every Bookstore is reconciled at least once per resync while this replica is active.
+    metrics.BOOKSTORES.max_age = STATES_MAX_AGE_RESYNCS * memo.operator_settings.resync_seconds
     memo.queued = set()
     memo.changes = ChangeFilter()
     memo.background = set()

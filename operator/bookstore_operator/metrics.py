@@ -11,7 +11,8 @@ deleted Bookstore's series go with it.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from prometheus_client import (
@@ -100,12 +101,22 @@ def drift_repaired(kind: str) -> None:
 
 
 class BookstoreStates(Collector):
-    """The last status seen per Bookstore, exported as the phase counts and condition gauges."""
+    """The last status seen per Bookstore, exported as the phase counts and condition gauges.
 
-    def __init__(self) -> None:
+    Only what this process saw within `max_age` seconds is exported: an active operator sees
+    every Bookstore at least once per resync, while a replica that lost the peering stops
+    reconciling, so its last values age out instead of contradicting the active one's.
+    """
+
+    def __init__(
+        self, max_age: float | None = None, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._lock = threading.Lock()  # written from the event loop, read by the scrape thread
         self._phases: dict[tuple[str, str], str] = {}
         self._conditions: dict[tuple[str, str], dict[str, float]] = {}
+        self._seen: dict[tuple[str, str], float] = {}
+        self.max_age = max_age
+        self._clock = clock
 
     def observe(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
         """Remember a Bookstore's status (no phase yet: Pending)."""
@@ -117,20 +128,24 @@ class BookstoreStates(Collector):
         with self._lock:
             self._phases[(namespace, name)] = str(status.get("phase") or "Pending")
             self._conditions[(namespace, name)] = conditions
+            self._seen[(namespace, name)] = self._clock()
 
     def forget(self, namespace: str, name: str) -> None:
         """The Bookstore is gone: drop its series."""
         with self._lock:
             self._phases.pop((namespace, name), None)
             self._conditions.pop((namespace, name), None)
+            self._seen.pop((namespace, name), None)
 
     def collect(self) -> Iterator[Metric]:
         with self._lock:
-            phases = list(self._phases.values())
-            conditions = {key: dict(value) for key, value in self._conditions.items()}
+            oldest = None if self.max_age is None else self._clock() - self.max_age
+            fresh = [key for key, seen in self._seen.items() if oldest is None or seen >= oldest]
+            phases = [self._phases[key] for key in fresh]
+            conditions = {key: dict(self._conditions[key]) for key in fresh}
         counts = GaugeMetricFamily(
             "bookstore_operator_bookstores",
-            "Bookstores this operator knows, by status.phase (a standby replica knows none).",
+            "Bookstores this operator reconciled lately (within two resyncs), by status.phase.",
             labels=["phase"],
         )
         for phase in sorted({*PHASES, *phases}, key=_phase_order):

@@ -144,6 +144,23 @@ def test_condition_gauge_is_one_for_true_zero_otherwise_and_goes_with_the_bookst
     assert counts["Ready"] == 1
 
 
+def test_a_bookstore_not_seen_within_max_age_is_no_longer_exported() -> None:
+    now = [1000.0]
+    states = metrics.BookstoreStates(max_age=600.0, clock=lambda: now[0])
+    ready = {"phase": "Ready", "conditions": [{"type": "Ready", "status": "True"}]}
+    states.observe("shop", "downtown", ready)
+    now[0] += 300.0
+    states.observe("shop", "uptown", ready)
+
+    now[0] += 301.0  # downtown last seen 601 s ago: this replica stopped reconciling it
+    gauge = collected(states, "bookstore_operator_bookstore_condition")
+    assert [s.labels["bookstore"] for s in gauge] == ["uptown"]
+    assert phase_counts(states)["Ready"] == 1
+
+    states.observe("shop", "downtown", ready)  # seen again (this replica leads again)
+    assert phase_counts(states)["Ready"] == 2
+
+
 def collected(states: metrics.BookstoreStates, name: str) -> list[Sample]:
     families = [family for family in states.collect() if family.name == name]
     return [sample for family in families for sample in family.samples]
