@@ -140,10 +140,8 @@ async def _median_timings(url: str, requests: Sequence[SearchRequest]) -> list[S
     runs it (planned anew each time, as the catalog's custom plans are)."""
     connection = await asyncpg.connect(url)
     try:
-        # The session the catalog's search connections have (app.plan_each_search and
-        # search.SEARCH_SESSION).
-        await connection.execute("SET plan_cache_mode = force_custom_plan")
-        await connection.execute(SEARCH_SESSION)  # as search.search_books sets it
+        # The session the catalog's search connections have (app.plan_each_search).
+        await connection.execute(SEARCH_SESSION)
         medians = []
         for request in requests:
             raw = raw_statement(request)

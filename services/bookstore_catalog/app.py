@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bookstore_catalog import batches, service
 from bookstore_catalog.config import SCHEMA, CatalogSettings
 from bookstore_catalog.routes import router
+from bookstore_catalog.search import SEARCH_SESSION
 
 VERSION = "0.1.0"
 
@@ -58,18 +59,15 @@ def create_app(settings: CatalogSettings) -> FastAPI:
 
 
 def plan_each_search(dbapi_connection: Any, _: Any) -> None:
-    """Plan every statement of the engine's connections for its own parameters.
+    """Give each new connection of the engine the session searches need (search.SEARCH_SESSION:
+    every statement planned for its own values, no parallel workers).
 
     The engine serves the searches (the hot single-book reads and reservations run on the
-    raw pool). A search's best plan depends on how many books its words match; a cached
-    generic plan, which PostgreSQL adopts after five runs of a prepared statement, would
-    serve every word with one plan.
+    raw pool): a search's best plan depends on how many books its words match.
     """
     # On the asyncpg connection itself: a DBAPI cursor would SET inside a transaction that
     # the pool's reset rolls back.
-    dbapi_connection.run_async(
-        lambda connection: connection.execute("SET plan_cache_mode = force_custom_plan")
-    )
+    dbapi_connection.run_async(lambda connection: connection.execute(SEARCH_SESSION))
 
 
 async def purge_released_periodically(engine: AsyncEngine, settings: CatalogSettings) -> None:

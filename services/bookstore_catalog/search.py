@@ -49,10 +49,10 @@ from bookstore_catalog.schemas import BookFilters
 # A q that could be part of an ISBN (4+ digits, maybe a final X) also matches ISBNs.
 _ISBN_PART = re.compile(r"^[0-9]{4,13}X?$")
 _PRICE = Numeric(10, 2)
-_fts5_tables: dict[str, bool] = {}
+_fts5_tables: dict[str, bool] = {}  # SQLite database URL -> whether books_fts exists
 # How many ids after a page's start a broad text search looks in first (_text_search_by_id):
 # a bounded read (~1 ms), where the commonest word of a million books has ~140 matches.
-WINDOW_IDS = 8_192  # SQLite database URL -> whether books_fts exists
+WINDOW_IDS = 8_192
 
 
 @dataclass(frozen=True, slots=True)
@@ -424,12 +424,14 @@ def parameters(request: SearchRequest) -> dict[str, Any]:
 
 
 _compiled: dict[tuple[object, ...], RawStatement] = {}
-# The session a search connection runs in, set once per connection (search_books): no
-# parallel workers. A search competes with many others for the same cores, and workers
-# only add their start-up to it (a one-word sort=relevance of the commonest word, 8,500
-# matches ranked: 25 ms alone, ~43 ms with the two workers PostgreSQL planned for it).
-SEARCH_SESSION = "SET max_parallel_workers_per_gather = 0"
-_SESSION_KEY = "bookstore_search_session"
+# The session of the connections that run searches, set when each connects
+# (app.plan_each_search). Each search is planned for its own values: a cached generic plan,
+# which PostgreSQL adopts after five runs of a prepared statement, would serve every word
+# with one plan. And no parallel workers: a search competes with many others for the same
+# cores, and workers only add their start-up to it (a one-word sort=relevance of the
+# commonest word, 8,500 matches ranked: 25 ms alone, ~43 ms with the two workers
+# PostgreSQL planned for it).
+SEARCH_SESSION = "SET plan_cache_mode = force_custom_plan; SET max_parallel_workers_per_gather = 0"
 
 
 def raw_statement(request: SearchRequest) -> RawStatement:
@@ -447,7 +449,7 @@ async def search_books(engine: AsyncEngine, request: SearchRequest) -> SearchRes
     """Run the search: the page's rows and the bounded number of matches.
 
     On PostgreSQL the statement is compiled once per shape and runs on a pooled asyncpg
-    connection of the engine (its connections plan each search for its own values; see
+    connection of the engine (its connections have the SEARCH_SESSION; see
     app.plan_each_search): building and compiling a statement per request cost more CPU
     than PostgreSQL spends running it.
     """
@@ -476,9 +478,6 @@ async def _fetch(
     try:
         driver = pooled.driver_connection
         assert driver is not None
-        if _SESSION_KEY not in pooled.info:  # kept with the connection in the pool
-            await driver.execute(SEARCH_SESSION)
-            pooled.info[_SESSION_KEY] = True
         records: Sequence[Mapping[str, Any]] = await driver.fetch(raw.sql, *raw.arguments(values))
     except BaseException:
         # Past SQLAlchemy, so tell its pool: a connection that failed (e.g. killed by a

@@ -106,7 +106,9 @@ async def test_searches_are_planned_for_their_own_words_never_by_a_cached_generi
 ) -> None:
     async with catalog_app.state.autocommit_engine.connect() as connection:
         mode = await connection.scalar(text("SHOW plan_cache_mode"))
+        workers = await connection.scalar(text("SHOW max_parallel_workers_per_gather"))
     assert mode == "force_custom_plan"
+    assert workers == "0"
 
 
 async def test_relevance_without_q_is_422_naming_sort(catalog_client: httpx.AsyncClient) -> None:

@@ -23,7 +23,13 @@ from bookstore_catalog.__main__ import migrate
 from bookstore_catalog.config import CatalogSettings
 from bookstore_catalog.cursors import Position
 from bookstore_catalog.schemas import BookFilters
-from bookstore_catalog.search import WINDOW_IDS, SearchRequest, parameters, raw_statement
+from bookstore_catalog.search import (
+    SEARCH_SESSION,
+    WINDOW_IDS,
+    SearchRequest,
+    parameters,
+    raw_statement,
+)
 
 BOOKS = 50_000
 WORDS = 2_000
@@ -137,7 +143,7 @@ async def test_every_search_shape_is_answered_by_indexes(
     raw = raw_statement(request)  # the SQL and parameters the service sends, via asyncpg
     connection = await asyncpg.connect(catalog_with_books)
     try:
-        await connection.execute("SET plan_cache_mode = force_custom_plan")  # as app.py does
+        await connection.execute(SEARCH_SESSION)  # as app.plan_each_search does
         explained = await connection.fetchval(
             f"EXPLAIN (FORMAT JSON) {raw.sql}", *raw.arguments(parameters(request))
         )
