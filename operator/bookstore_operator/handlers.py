@@ -178,8 +178,7 @@ async def forget_deleted(
         return
     locks: KeyedLock[tuple[str, str]] = memo.locks
     async with locks.hold((namespace or "", name)):
-        metrics.BOOKSTORES.forget(namespace or "", name)
-        kube.forget_children(namespace or "", name)
+        kube.forget_bookstore(namespace or "", name)
 
 
 @kopf.index(*BOOKSTORES)
@@ -317,8 +316,7 @@ async def run_reconcile(
         try:
             body = await client.get(kube.BOOKSTORE_API_VERSION, KIND, namespace, name)
             if body is None:
-                metrics.BOOKSTORES.forget(namespace, name)
-                kube.forget_children(namespace, name)
+                kube.forget_bookstore(namespace, name)
             if body is None or body["metadata"].get("deletionTimestamp"):
                 return  # gone or going (the garbage collector removes the children): no reconcile
             metrics.BOOKSTORES.observe(namespace, name, body.get("status") or {})

@@ -45,12 +45,13 @@ FIXED_AT_CREATION: dict[tuple[str, str], tuple[str, ...]] = {
 STATUS_WRITE_ATTEMPTS = 3
 # The children this process has found live, per Bookstore (namespace, name): a wanted child
 # missing later was deleted by someone else, so recreating it is a drift repair, while a child
-# never seen is only being made. Forgotten with the Bookstore (forget_children).
+# never seen is only being made. Forgotten with the Bookstore (forget_bookstore).
 _seen_children: dict[tuple[str, str], set[str]] = {}
 
 
-def forget_children(namespace: str, name: str) -> None:
-    """A Bookstore is gone: forget which of its children were seen."""
+def forget_bookstore(namespace: str, name: str) -> None:
+    """A Bookstore is gone: drop its gauges (metrics.BOOKSTORES) and which children were seen."""
+    metrics.BOOKSTORES.forget(namespace, name)
     _seen_children.pop((namespace, name), None)
 
 
@@ -353,7 +354,7 @@ async def write_status(
                 raise
             fresh = await kube.get(api_version, kind, meta["namespace"], meta["name"])
             if fresh is None and kind == "Bookstore":
-                metrics.BOOKSTORES.forget(meta["namespace"], meta["name"])
+                forget_bookstore(meta["namespace"], meta["name"])
             if fresh is None or not (still_ours or _same_generation)(body, fresh):
                 return False  # gone or changed again: the next reconcile reports the new state
             current = fresh

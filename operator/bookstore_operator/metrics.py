@@ -66,8 +66,10 @@ API_REQUESTS = Counter(
 )
 DRIFT_REPAIRS = Counter(
     "bookstore_operator_drift_repairs",
-    "Children re-applied because the live object no longer held what the operator had applied"
-    " (edited by someone else), by the child's kind. Creating a missing child is not counted.",
+    "Children restored because someone changed them, by the child's kind: re-applied because"
+    " the live object no longer held what the operator had applied (edited), or recreated"
+    " after this process had seen it (deleted). Making a child for the first time is not"
+    " counted.",
     ["kind"],
     registry=REGISTRY,
 )
@@ -145,7 +147,8 @@ class BookstoreStates(Collector):
             conditions = {key: dict(self._conditions[key]) for key in fresh}
         counts = GaugeMetricFamily(
             "bookstore_operator_bookstores",
-            "Bookstores this operator reconciled lately (within two resyncs), by status.phase.",
+            "Bookstores this operator reconciled within the last 2.5 resync periods, by"
+            " status.phase.",
             labels=["phase"],
         )
         for phase in sorted({*PHASES, *phases}, key=_phase_order):
