@@ -7,10 +7,12 @@ from typing import Annotated, Any
 
 from bookstore_common.db import SessionDep
 from bookstore_common.problems import PROBLEM_CONTENT_TYPE
+from bookstore_common.query_models import query_parameters, read_query
 from bookstore_common.rawpool import database_of
 from bookstore_common.security import ApiKeyDep
-from fastapi import APIRouter, Header, Path, Query, Request, Response, status
+from fastapi import APIRouter, Header, Path, Request, Response, status
 from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from bookstore_catalog import service
 from bookstore_catalog.config import CatalogSettings
@@ -52,25 +54,12 @@ IdempotencyKey = Annotated[
         "stock twice; after the key was released the answer is 409.",
     ),
 ]
-SearchText = Annotated[StorableText | None, Query(max_length=300)]
-PriceBound = Annotated[Decimal | None, Query(ge=0, le=PRICE_MAX)]
+SEARCH_TEXT_MAX = 300
 
 
 def _problems(*codes: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI declarations of the problem+json answers an operation can give."""
     return {code: {"content": {PROBLEM_CONTENT_TYPE: {}}} for code in (422, *codes)}
-
-
-QText = Annotated[
-    SearchText,
-    Query(
-        description="full-text search of title, author and description (English stemming; "
-        'web search syntax: "a phrase", -word, or), or part of an ISBN'
-    ),
-]
-TitleText = Annotated[SearchText, Query(description="part of the title (any case)")]
-AuthorText = Annotated[SearchText, Query(description="part of the author (any case)")]
-IsbnText = Annotated[StorableText | None, Query(max_length=20)]
 
 
 router = APIRouter(tags=["catalog"])
@@ -84,48 +73,65 @@ def _invalid_query(field: str, message: str) -> RequestValidationError:
     )
 
 
-@router.get("/books", response_model=BookPage, responses=_problems())
-async def list_books(
-    request: Request,
-    sort: Annotated[
-        Sort,
-        Query(description="`id` (stable, the default) or `relevance` (needs `q`; then by id)"),
-    ] = "id",
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    offset: Annotated[
-        int | None, Query(ge=0, le=INT32_MAX, description="books to skip (not with `cursor`)")
-    ] = None,
-    cursor: Annotated[
-        str | None,
-        Query(
-            max_length=CURSOR_MAX_LENGTH,
-            description="the `next_cursor` of the previous page, with the same filters and sort",
-        ),
-    ] = None,
-    q: QText = None,
-    title: TitleText = None,
-    author: AuthorText = None,
-    isbn: IsbnText = None,
-    min_price: PriceBound = None,
-    max_price: PriceBound = None,
-    in_stock: bool | None = None,
-) -> Response:
+class BookQuery(BaseModel):
+    """The query parameters of `GET /books` (read by `read_query`, see
+    bookstore_common.query_models: one validation instead of eleven)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    sort: Sort = Field(
+        "id", description="`id` (stable, the default) or `relevance` (needs `q`; then by id)"
+    )
+    limit: int = Field(20, ge=1, le=100)
+    offset: int | None = Field(
+        None, ge=0, le=INT32_MAX, description="books to skip (not with `cursor`)"
+    )
+    cursor: str | None = Field(
+        None,
+        max_length=CURSOR_MAX_LENGTH,
+        description="the `next_cursor` of the previous page, with the same filters and sort",
+    )
+    q: StorableText | None = Field(
+        None,
+        max_length=SEARCH_TEXT_MAX,
+        description="full-text search of title, author and description (English stemming; "
+        'web search syntax: "a phrase", -word, or), or part of an ISBN',
+    )
+    title: StorableText | None = Field(
+        None, max_length=SEARCH_TEXT_MAX, description="part of the title (any case)"
+    )
+    author: StorableText | None = Field(
+        None, max_length=SEARCH_TEXT_MAX, description="part of the author (any case)"
+    )
+    isbn: StorableText | None = Field(None, max_length=20)
+    min_price: Decimal | None = Field(None, ge=0, le=PRICE_MAX)
+    max_price: Decimal | None = Field(None, ge=0, le=PRICE_MAX)
+    in_stock: bool | None = None
+
+
+@router.get(
+    "/books",
+    response_model=BookPage,
+    responses=_problems(),
+    openapi_extra={"parameters": query_parameters(BookQuery)},
+)
+async def list_books(request: Request) -> Response:
     """Search books; pages by `cursor` (any depth, constant cost) or `limit`/`offset`.
 
     `total` is exact up to SEARCH_COUNT_LIMIT matches; past it, it is that limit and
     `total_exact` is false.
     """
-    # The filters are parameters of the endpoint itself, its engine read from the app's
-    # state: a dependency for either cost FastAPI a solve per request (~8% of a search's
-    # CPU). FastAPI validated each value; BookFilters holds them as they are.
+    query = read_query(BookQuery, request)
+    sort, offset, cursor = query.sort, query.offset, query.cursor
+    # Validated by BookQuery; BookFilters holds the values as they are.
     filters = BookFilters.model_construct(
-        q=q,
-        title=title,
-        author=author,
-        isbn=isbn,
-        min_price=min_price,
-        max_price=max_price,
-        in_stock=in_stock,
+        q=query.q,
+        title=query.title,
+        author=query.author,
+        isbn=query.isbn,
+        min_price=query.min_price,
+        max_price=query.max_price,
+        in_stock=query.in_stock,
     )
     if sort == "relevance" and not filters.q:
         raise _invalid_query("sort", "sort=relevance ranks matches of q: give q, or sort=id")
@@ -141,7 +147,7 @@ async def list_books(
     search_request = SearchRequest(
         filters=filters,
         sort=sort,
-        limit=limit,
+        limit=query.limit,
         offset=offset or 0,
         after=after,
         count_limit=settings.search_count_limit,
