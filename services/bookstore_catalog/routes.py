@@ -152,7 +152,7 @@ async def list_books(request: Request) -> Response:
         after=after,
         count_limit=settings.search_count_limit,
     )
-    page = await service.search_books(request.app.state.autocommit_engine, search_request)
+    page = await service.search_books(database_of(request), search_request)
     return Response(page, media_type="application/json")  # rendered by the service
 
 

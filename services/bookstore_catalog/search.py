@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bookstore_common.rawpool import RawStatement
+from bookstore_common.rawpool import Database, RawStatement
 from sqlalchemy import (
     BigInteger,
     ColumnElement,
@@ -36,7 +36,7 @@ from sqlalchemy import (
     true,
     union_all,
 )
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.util import greenlet_spawn
 
 from bookstore_catalog import fulltext
@@ -445,19 +445,19 @@ def raw_statement(request: SearchRequest) -> RawStatement:
     return _compiled[shape]
 
 
-async def search_books(engine: AsyncEngine, request: SearchRequest) -> SearchResult:
+async def search_books(database: Database, request: SearchRequest) -> SearchResult:
     """Run the search: the page's rows and the bounded number of matches.
 
     On PostgreSQL the statement is compiled once per shape and runs on a pooled asyncpg
     connection of the engine (its connections have the SEARCH_SESSION; see
-    app.plan_each_search): building and compiling a statement per request cost more CPU
-    than PostgreSQL spends running it.
+    app.plan_each_search), checked out in arrival order: building and compiling a
+    statement per request cost more CPU than PostgreSQL spends running it.
     """
     rows: Sequence[Mapping[str, Any]]
-    if engine.dialect.name == "postgresql":
-        rows = await _fetch(engine, raw_statement(request), parameters(request))
+    if database.engine.dialect.name == "postgresql":
+        rows = await _fetch(database, raw_statement(request), parameters(request))
     else:
-        async with engine.connect() as connection:
+        async with database.engine.connect() as connection:
             fts5 = await _has_fts5_table(connection)
             result = await connection.execute(search_statement(request, "sqlite", fts5))
             rows = result.mappings().all()
@@ -466,7 +466,7 @@ async def search_books(engine: AsyncEngine, request: SearchRequest) -> SearchRes
 
 
 async def _fetch(
-    engine: AsyncEngine, raw: RawStatement, values: Mapping[str, Any]
+    database: Database, raw: RawStatement, values: Mapping[str, Any]
 ) -> Sequence[Mapping[str, Any]]:
     """The statement's records (read by column name), on a connection of the engine's pool.
 
@@ -474,16 +474,16 @@ async def _fetch(
     isolation level set and reset, its events): one statement, no transaction, so nothing
     needs them, and they were ~10% of the service's CPU per search.
     """
-    pooled = await engine.raw_connection()
-    try:
-        driver = pooled.driver_connection
-        assert driver is not None
-        records: Sequence[Mapping[str, Any]] = await driver.fetch(raw.sql, *raw.arguments(values))
-    except BaseException:
-        # Past SQLAlchemy, so tell its pool: a connection that failed (e.g. killed by a
-        # database restart) or was interrupted must not serve the next request.
-        await greenlet_spawn(pooled.invalidate)
-        raise
-    finally:
-        await greenlet_spawn(pooled.close)  # back to the pool (or discarded, invalidated)
+    async with database.engine_connection() as pooled:
+        try:
+            driver = pooled.driver_connection
+            assert driver is not None
+            records: Sequence[Mapping[str, Any]] = await driver.fetch(
+                raw.sql, *raw.arguments(values)
+            )
+        except BaseException:
+            # Past SQLAlchemy, so tell its pool: a connection that failed (e.g. killed by a
+            # database restart) or was interrupted must not serve the next request.
+            await greenlet_spawn(pooled.invalidate)
+            raise
     return records

@@ -50,14 +50,14 @@ async def get_book(read_book: batches.BookReader, book_id: int) -> BookRead:
 _BOOK_FIELDS = tuple(BookRead.model_fields)
 
 
-async def search_books(engine: AsyncEngine, request: search.SearchRequest) -> bytes:
+async def search_books(database: Database, request: search.SearchRequest) -> bytes:
     """A page of matching books (BookPage as JSON), the bounded total, the next cursor.
 
     Rendered straight from the rows, as pydantic renders a BookPage (prices as decimal
     strings, UTC times with Z): the rows come from the database's typed columns, and
     validating each book again cost more CPU than the search statement.
     """
-    result = await search.search_books(engine, request)
+    result = await search.search_books(database, request)
     rows = result.rows[: request.limit]
     next_cursor = None
     if len(result.rows) > request.limit:

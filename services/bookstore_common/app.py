@@ -59,7 +59,9 @@ def create_service_app(
         engine_size, raw_size = settings.database_pool_size, 0
     engine = create_engine(settings, pool_size=engine_size)
     database = Database(
-        create_autocommit_engine(engine), acquire_timeout=settings.database_pool_timeout
+        create_autocommit_engine(engine),
+        acquire_timeout=settings.database_pool_timeout,
+        engine_pool_size=engine_size,
     )
 
     @asynccontextmanager
@@ -76,6 +78,7 @@ def create_service_app(
             if database.pool is not None:
                 await database.pool.close()
                 database.pool = database.gate = None
+            database.engine_gate = None
             await engine.dispose()
 
     app = FastAPI(

@@ -117,3 +117,43 @@ async def test_a_checkout_cancelled_while_waiting_gives_its_turn_to_the_next(
         assert await asyncio.wait_for(patient, 5) == 7
         assert abandoned.cancelled()
         assert await asyncio.wait_for(hold_once(), 5) == 7  # no slot was lost
+
+
+async def test_checkouts_waiting_for_a_busy_engine_are_served_in_arrival_order(
+    make_database: Callable[[str], str],
+) -> None:
+    settings = ServiceSettings(database_url=make_database("engine_fifo"), database_pool_size=2)
+    app = create_service_app(settings, component="test", title="t", version="0", raw_pool=True)
+    served: list[str] = []
+    async with app.router.lifespan_context(app):
+        database = app.state.database
+        assert app.state.engine.pool.size() == 1
+
+        async def take(name: str) -> None:
+            async with database.engine_connection() as pooled:
+                served.append(name)
+                await pooled.driver_connection.fetchval("SELECT 1")
+
+        async with database.engine_connection():  # the engine's only connection
+            waiting = [asyncio.create_task(take(f"waiter {n}")) for n in range(5)]
+            await asyncio.sleep(0.05)
+        late = asyncio.create_task(take("late"))
+        await asyncio.gather(*waiting, late)
+    assert served == [*(f"waiter {n}" for n in range(5)), "late"]
+
+
+async def test_an_engine_checkout_times_out_when_every_connection_stays_busy(
+    make_database: Callable[[str], str],
+) -> None:
+    settings = ServiceSettings(
+        database_url=make_database("engine_full"), database_pool_size=2, database_pool_timeout=0.2
+    )
+    app = create_service_app(settings, component="test", title="t", version="0", raw_pool=True)
+    async with app.router.lifespan_context(app):
+        database = app.state.database
+        async with database.engine_connection():
+            with pytest.raises(TimeoutError):
+                async with database.engine_connection():
+                    pass
+        async with database.engine_connection() as again:
+            assert await again.driver_connection.fetchval("SELECT 2") == 2
