@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from bookstore_common.app import create_service_app
-from bookstore_common.rawpool import RawStatement, pool_sizes
+from bookstore_common.rawpool import Database, RawCheckout, RawStatement, pool_sizes
 from bookstore_common.settings import ServiceSettings
 from sqlalchemy import bindparam, column, literal, select, table
 
@@ -56,8 +57,23 @@ async def test_sqlite_dev_mode_has_no_raw_pool(tmp_path: Path) -> None:
         assert app.state.database.pool is None
 
 
-async def test_a_checkout_from_a_full_raw_pool_times_out(
-    make_database: Callable[[str], str],
+CHECKOUTS = ["raw pool", "engine"]
+
+
+def checkout(database: Database, kind: str) -> RawCheckout:
+    """A checkout of the raw pool, or of the engine's pool (what searches use)."""
+    return database.connection() if kind == "raw pool" else database.engine_connection()
+
+
+async def select_on(held: Any, kind: str, value: int) -> int:
+    """SELECT `value` on a checked-out connection (the engine's: its asyncpg connection)."""
+    connection = held if kind == "raw pool" else held.driver_connection
+    return int(await connection.fetchval(f"SELECT {value}"))
+
+
+@pytest.mark.parametrize("kind", CHECKOUTS)
+async def test_a_checkout_times_out_when_every_connection_stays_busy(
+    make_database: Callable[[str], str], kind: str
 ) -> None:
     settings = ServiceSettings(
         database_url=make_database("rawpool_full"), database_pool_size=2, database_pool_timeout=0.2
@@ -65,17 +81,18 @@ async def test_a_checkout_from_a_full_raw_pool_times_out(
     app = create_service_app(settings, component="test", title="t", version="0", raw_pool=True)
     async with app.router.lifespan_context(app):
         database = app.state.database
-        async with database.connection() as held:
-            assert await held.fetchval("SELECT 1") == 1
+        async with checkout(database, kind) as held:
+            assert await select_on(held, kind, 1) == 1
             with pytest.raises(TimeoutError):
-                async with database.connection():
+                async with checkout(database, kind):
                     pass
-        async with database.connection() as again:
-            assert await again.fetchval("SELECT 2") == 2
+        async with checkout(database, kind) as again:
+            assert await select_on(again, kind, 2) == 2
 
 
-async def test_checkouts_waiting_for_a_busy_raw_pool_are_served_in_arrival_order(
-    make_database: Callable[[str], str],
+@pytest.mark.parametrize("kind", CHECKOUTS)
+async def test_checkouts_waiting_for_a_busy_pool_are_served_in_arrival_order(
+    make_database: Callable[[str], str], kind: str
 ) -> None:
     settings = ServiceSettings(database_url=make_database("rawpool_fifo"), database_pool_size=2)
     app = create_service_app(settings, component="test", title="t", version="0", raw_pool=True)
@@ -84,11 +101,11 @@ async def test_checkouts_waiting_for_a_busy_raw_pool_are_served_in_arrival_order
         database = app.state.database
 
         async def take(name: str) -> None:
-            async with database.connection() as connection:
+            async with checkout(database, kind) as held:
                 served.append(name)
-                await connection.fetchval("SELECT 1")
+                await select_on(held, kind, 1)
 
-        async with database.connection():  # the pool's only connection
+        async with checkout(database, kind):  # the pool's only connection
             waiting = [asyncio.create_task(take(f"waiter {n}")) for n in range(5)]
             await asyncio.sleep(0.05)
         # arrives while the five still queue: it must not overtake any of them
@@ -117,43 +134,3 @@ async def test_a_checkout_cancelled_while_waiting_gives_its_turn_to_the_next(
         assert await asyncio.wait_for(patient, 5) == 7
         assert abandoned.cancelled()
         assert await asyncio.wait_for(hold_once(), 5) == 7  # no slot was lost
-
-
-async def test_checkouts_waiting_for_a_busy_engine_are_served_in_arrival_order(
-    make_database: Callable[[str], str],
-) -> None:
-    settings = ServiceSettings(database_url=make_database("engine_fifo"), database_pool_size=2)
-    app = create_service_app(settings, component="test", title="t", version="0", raw_pool=True)
-    served: list[str] = []
-    async with app.router.lifespan_context(app):
-        database = app.state.database
-        assert app.state.engine.pool.size() == 1
-
-        async def take(name: str) -> None:
-            async with database.engine_connection() as pooled:
-                served.append(name)
-                await pooled.driver_connection.fetchval("SELECT 1")
-
-        async with database.engine_connection():  # the engine's only connection
-            waiting = [asyncio.create_task(take(f"waiter {n}")) for n in range(5)]
-            await asyncio.sleep(0.05)
-        late = asyncio.create_task(take("late"))
-        await asyncio.gather(*waiting, late)
-    assert served == [*(f"waiter {n}" for n in range(5)), "late"]
-
-
-async def test_an_engine_checkout_times_out_when_every_connection_stays_busy(
-    make_database: Callable[[str], str],
-) -> None:
-    settings = ServiceSettings(
-        database_url=make_database("engine_full"), database_pool_size=2, database_pool_timeout=0.2
-    )
-    app = create_service_app(settings, component="test", title="t", version="0", raw_pool=True)
-    async with app.router.lifespan_context(app):
-        database = app.state.database
-        async with database.engine_connection():
-            with pytest.raises(TimeoutError):
-                async with database.engine_connection():
-                    pass
-        async with database.engine_connection() as again:
-            assert await again.driver_connection.fetchval("SELECT 2") == 2
