@@ -29,33 +29,59 @@ _SELECT_BOOKS = RawStatement.compile(
     select(*repository.BOOK_COLUMNS).where(Book.id == any_(_BOOK_IDS))
 )
 
-# Many reservations, each of its own book, in ONE statement: the books are locked in id
-# order first (so two batches never deadlock on each other), each takes its copies only if
-# enough are left (re-checked on the locked row), and each book taken gets its reservation.
-# A reference stored already fails the whole statement (unique index): nothing is taken.
+# Many reservations in ONE statement, several of one book among them: the books are locked
+# in id order first (so two batches never deadlock on each other), then each book's
+# requests are walked in arrival order on its locked row (recursive CTE), each taking its
+# copies only if enough are left after the ones before it; each book's row is updated once
+# with what its requests took, and each request taken gets its reservation. A reference
+# stored already is skipped (its caller finds and replays it); one stored meanwhile by
+# another statement fails this one whole (unique index): nothing is taken.
 _RESERVE_MANY = RawStatement.compile(
     text(
         """
-        WITH wanted AS (
-            SELECT * FROM unnest(
+        WITH RECURSIVE wanted AS (
+            SELECT w.book_id, w.quantity, w.reference,
+                row_number() OVER (PARTITION BY w.book_id ORDER BY w.position) AS turn
+            FROM unnest(
                 CAST(:book_ids AS integer[]), CAST(:quantities AS integer[]),
                 CAST(:references AS varchar[])
-            ) AS w (book_id, quantity, reference)
+            ) WITH ORDINALITY AS w (book_id, quantity, reference, position)
+            WHERE NOT EXISTS (
+                SELECT FROM reservations WHERE reservations.reference = w.reference
+            )
         ), locked AS MATERIALIZED (
-            SELECT books.id FROM books WHERE books.id IN (SELECT book_id FROM wanted)
+            SELECT books.id, books.quantity FROM books
+            WHERE books.id IN (SELECT book_id FROM wanted)
             ORDER BY books.id FOR UPDATE
+        ), walk (book_id, turn, quantity, reference, takes, left_after) AS (
+            SELECT wanted.book_id, wanted.turn, wanted.quantity, wanted.reference,
+                locked.quantity >= wanted.quantity,
+                locked.quantity - CASE WHEN locked.quantity >= wanted.quantity
+                    THEN wanted.quantity ELSE 0 END
+            FROM wanted JOIN locked ON locked.id = wanted.book_id
+            WHERE wanted.turn = 1
+            UNION ALL
+            SELECT wanted.book_id, wanted.turn, wanted.quantity, wanted.reference,
+                walk.left_after >= wanted.quantity,
+                walk.left_after - CASE WHEN walk.left_after >= wanted.quantity
+                    THEN wanted.quantity ELSE 0 END
+            FROM walk JOIN wanted
+                ON wanted.book_id = walk.book_id AND wanted.turn = walk.turn + 1
         ), taken AS (
-            UPDATE books SET quantity = books.quantity - wanted.quantity, updated_at = now()
-            FROM wanted, locked
-            WHERE books.id = wanted.book_id AND locked.id = books.id
-                AND books.quantity >= wanted.quantity
-            RETURNING books.id, books.price, wanted.quantity, wanted.reference
+            UPDATE books SET quantity = books.quantity - chosen.total, updated_at = now()
+            FROM (
+                SELECT book_id, sum(quantity) AS total FROM walk WHERE takes GROUP BY book_id
+            ) AS chosen
+            WHERE books.id = chosen.book_id AND books.quantity >= chosen.total
+            RETURNING books.id, books.price
         ), made AS (
             INSERT INTO reservations (book_id, quantity, reference, unit_price)
-            SELECT id, quantity, reference, price FROM taken
-            RETURNING id, book_id, unit_price
+            SELECT walk.book_id, walk.quantity, walk.reference, taken.price
+            FROM walk JOIN taken ON taken.id = walk.book_id
+            WHERE walk.takes
+            RETURNING id, book_id, quantity, reference, unit_price
         )
-        SELECT id, book_id, unit_price FROM made
+        SELECT id, book_id, quantity, reference, unit_price FROM made
         """
     )
 )
@@ -92,21 +118,24 @@ class StockRequest:
 
 
 class StockReserver:
-    """`await reserver(book_id, quantity, reference)`: as stock.reserve_stock."""
+    """`await reserver(book_id, quantity, reference)`: as stock.reserve_stock.
+
+    Requests for one book share a statement too: a burst of orders at one book is a few
+    statements (one row lock and one commit each), not one per request in a queue.
+    """
 
     def __init__(self, database: Database) -> None:
         self._database = database
         self._batcher: Batcher[StockRequest, tuple[int, Decimal] | None] = Batcher(
-            self._reserve_many,
-            split_on=_worth_splitting,
-            distinct_by=lambda request: request.book_id,  # an UPDATE changes a row once
+            self._reserve_many, split_on=_worth_splitting, distinct_by=_reference_of
         )
 
     async def __call__(
         self, book_id: int, quantity: int, reference: str | None = None
     ) -> tuple[int, Decimal] | None:
         """(reservation id, unit price); None when too few copies are left (or no such
-        book); DuplicateReferenceError when `reference` is stored already."""
+        book), or when `reference` is stored already (on the raw pool); else
+        DuplicateReferenceError then."""
         if self._database.pool is None:
             return await stock.reserve_stock(self._database, book_id, quantity, reference)
         return await self._batcher.submit(StockRequest(book_id, quantity, reference))
@@ -125,8 +154,23 @@ class StockReserver:
             if len(requests) == 1 and stock.is_reference_violation(exc):
                 raise stock.DuplicateReferenceError from exc
             raise  # the batch is split: the request whose reference is stored fails alone
-        made = {row["book_id"]: (int(row["id"]), row["unit_price"]) for row in rows}
-        return [made.get(request.book_id) for request in requests]
+        # Requests alike (one book, no reference, one quantity) are interchangeable, and the
+        # walk takes the first of them that fit: hand their reservations out in order.
+        made: dict[tuple[int, str | None, int], list[tuple[int, Decimal]]] = {}
+        for row in rows:
+            key = (row["book_id"], row["reference"], row["quantity"])
+            made.setdefault(key, []).append((int(row["id"]), row["unit_price"]))
+        results: list[tuple[int, Decimal] | None] = []
+        for request in requests:
+            mine = made.get((request.book_id, request.reference, request.quantity))
+            results.append(mine.pop(0) if mine else None)
+        return results
+
+
+def _reference_of(request: StockRequest) -> str | int:
+    """Requests with one reference never share a statement (the second would fail it on
+    the unique index); requests without one are each distinct."""
+    return request.reference if request.reference is not None else id(request)
 
 
 def _worth_splitting(exc: Exception) -> bool:
