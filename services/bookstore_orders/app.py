@@ -15,6 +15,7 @@ from bookstore_common.health import install_schema_check
 from fastapi import FastAPI
 
 from bookstore_orders import __version__
+from bookstore_orders.bulkhead import Bulkhead
 from bookstore_orders.catalog_client import (
     CatalogClient,
     RetryPolicy,
@@ -49,7 +50,14 @@ def create_app(settings: OrdersSettings) -> FastAPI:
         timeouts = Timeouts(
             connect=settings.catalog_connect_timeout, read=settings.catalog_read_timeout
         )
-        catalog = CatalogClient(http, settings.catalog_url, breaker, retry, timeouts)
+        catalog = CatalogClient(
+            http,
+            settings.catalog_url,
+            breaker,
+            retry,
+            timeouts,
+            bulkhead=Bulkhead(settings.catalog_max_connections),
+        )
         compensator = OrderCompensator(app.state.sessionmaker, catalog)
         app.state.orders_service = OrdersService(
             app.state.sessionmaker,

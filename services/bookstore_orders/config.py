@@ -8,6 +8,8 @@ from bookstore_common.schema_state import ServiceSchema
 from bookstore_common.settings import MIGRATE, ServiceSettings
 from pydantic import Field
 
+from bookstore_orders.catalog_client import MAX_CALLS_IN_FLIGHT
+
 # The orders migrations and their version table (its own, so both services can share a database).
 SCHEMA = ServiceSchema(
     service="orders", package="bookstore_orders", version_table="alembic_version_orders"
@@ -42,7 +44,11 @@ class OrdersSettings(ServiceSettings):
         default=3, ge=1, le=10, description="tries per catalog call"
     )
     catalog_max_connections: int = Field(
-        default=128, ge=1, le=1024, description="open connections to catalog per worker"
+        default=MAX_CALLS_IN_FLIGHT,
+        ge=1,
+        le=1024,
+        description="catalog calls in flight per worker (a connection each); more wait their "
+        "turn in the worker until the call's deadline, not counted as catalog failures",
     )
     circuit_failure_threshold: int = Field(
         default=5, ge=1, description="catalog failures in a row that open the circuit breaker"
