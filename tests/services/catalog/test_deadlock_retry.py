@@ -37,7 +37,10 @@ class DeadlockingDatabase:
         return {"id": 7}
 
     async def fetch(self, sql: str, *args: Any) -> list[dict[str, Any]]:
-        return [{**await self.fetchrow(sql, *args), "book_id": 1, "unit_price": Decimal("9.99")}]
+        row = await self.fetchrow(sql, *args)
+        return [
+            row | {"book_id": 1, "quantity": 1, "reference": "key", "unit_price": Decimal("9.99")}
+        ]
 
 
 async def test_a_release_that_lost_a_deadlock_runs_again_and_gives_stock_back() -> None:
