@@ -29,6 +29,39 @@ _SELECT_BOOKS = RawStatement.compile(
     select(*repository.BOOK_COLUMNS).where(Book.id == any_(_BOOK_IDS))
 )
 
+# Many reservations, each of its own book, in ONE statement (the common case, and the
+# cheaper statement: ~0.3 against ~0.5 ms of PostgreSQL CPU a reservation under load): the
+# books are locked in id order first (so two batches never deadlock on each other), each
+# takes its copies only if enough are left (re-checked on the locked row), and each book
+# taken gets its reservation. A reference stored already fails the whole statement (unique
+# index): nothing is taken.
+_RESERVE_DISTINCT = RawStatement.compile(
+    text(
+        """
+        WITH wanted AS (
+            SELECT * FROM unnest(
+                CAST(:book_ids AS integer[]), CAST(:quantities AS integer[]),
+                CAST(:references AS varchar[])
+            ) AS w (book_id, quantity, reference)
+        ), locked AS MATERIALIZED (
+            SELECT books.id FROM books WHERE books.id IN (SELECT book_id FROM wanted)
+            ORDER BY books.id FOR UPDATE
+        ), taken AS (
+            UPDATE books SET quantity = books.quantity - wanted.quantity, updated_at = now()
+            FROM wanted, locked
+            WHERE books.id = wanted.book_id AND locked.id = books.id
+                AND books.quantity >= wanted.quantity
+            RETURNING books.id, books.price, wanted.quantity, wanted.reference
+        ), made AS (
+            INSERT INTO reservations (book_id, quantity, reference, unit_price)
+            SELECT id, quantity, reference, price FROM taken
+            RETURNING id, book_id, quantity, reference, unit_price
+        )
+        SELECT id, book_id, quantity, reference, unit_price FROM made
+        """
+    )
+)
+
 # Many reservations in ONE statement, several of one book among them: the books are locked
 # in id order first (so two batches never deadlock on each other), then each book's
 # requests are walked in arrival order on its locked row (recursive CTE), each taking its
@@ -36,7 +69,7 @@ _SELECT_BOOKS = RawStatement.compile(
 # with what its requests took, and each request taken gets its reservation. A reference
 # stored already is skipped (its caller finds and replays it); one stored meanwhile by
 # another statement fails this one whole (unique index): nothing is taken.
-_RESERVE_MANY = RawStatement.compile(
+_RESERVE_SHARED = RawStatement.compile(
     text(
         """
         WITH RECURSIVE wanted AS (
@@ -134,8 +167,8 @@ class StockReserver:
         self, book_id: int, quantity: int, reference: str | None = None
     ) -> tuple[int, Decimal] | None:
         """(reservation id, unit price); None when too few copies are left (or no such
-        book), or when `reference` is stored already (on the raw pool); else
-        DuplicateReferenceError then."""
+        book); when `reference` is stored already, None in a batch sharing its book with
+        another request, else DuplicateReferenceError (the caller replays it either way)."""
         if self._database.pool is None:
             return await stock.reserve_stock(self._database, book_id, quantity, reference)
         return await self._batcher.submit(StockRequest(book_id, quantity, reference))
@@ -148,8 +181,11 @@ class StockReserver:
             "quantities": [request.quantity for request in requests],
             "references": [request.reference for request in requests],
         }
+        # A hot book's burst needs the walk of _RESERVE_SHARED; other batches, the cheaper one.
+        shared = len({request.book_id for request in requests}) < len(requests)
+        statement = _RESERVE_SHARED if shared else _RESERVE_DISTINCT
         try:
-            rows = await stock.run_stock_statement(self._database, _RESERVE_MANY, params, rows=True)
+            rows = await stock.run_stock_statement(self._database, statement, params, rows=True)
         except asyncpg.UniqueViolationError as exc:
             if len(requests) == 1 and stock.is_reference_violation(exc):
                 raise stock.DuplicateReferenceError from exc
