@@ -85,3 +85,23 @@ async def test_a_stored_reference_in_a_batch_is_replayed_and_the_others_are_made
         assert [await stock(client, book) for book in (a, b, c)] == [4, 2, 4]
     assert responses[2].headers["idempotent-replayed"] == "true"
     assert responses[2].json() == first.json()
+
+
+async def test_a_stored_reference_in_a_batch_of_distinct_books_is_replayed_too(
+    catalog_settings: CatalogSettings,
+) -> None:
+    # distinct books: the plain statement, which a stored reference fails whole (then each
+    # request runs alone); the test above shares a book, so the walk skips the reference
+    async with one_connection_catalog(catalog_settings) as (app, client):
+        a, b, c, d = [(await create_book(client, seed, quantity=5))["id"] for seed in range(1, 5)]
+        reserve = reserver(client)
+        first = await reserve(a, key="order-2-line-0")
+        responses, _ = await while_the_connection_is_held(
+            app,
+            [reserve(b), reserve(c), reserve(a, key="order-2-line-0"), reserve(d, 2)],
+            "INSERT INTO reservations",
+        )
+        assert [r.status_code for r in responses] == [201, 201, 201, 201]
+        assert [await stock(client, book) for book in (a, b, c, d)] == [4, 4, 4, 3]
+    assert responses[2].headers["idempotent-replayed"] == "true"
+    assert responses[2].json() == first.json()
