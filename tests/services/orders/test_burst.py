@@ -82,15 +82,16 @@ async def test_calls_waiting_their_turn_past_the_deadline_are_503_but_not_catalo
         )
         catalog.hang_reserve_for = set()
         after = await client.post("/orders", json=body, headers=AUTH)
-        metrics = (await client.get("/metrics")).text
     assert sorted(r.status_code for r in responses) == [201, 201, 503, 503]
     waited = [r for r in responses if r.status_code == 503]
     assert all("waiting in this worker" in r.json()["detail"] for r in waited)
     assert all(int(r.headers["retry-after"]) >= 1 for r in waited)
     assert catalog.reserve_calls == 3  # the two that waited too long were never sent
     assert catalog.release_calls == 0  # so there is nothing to give back
+    # the breaker stayed closed: one failure reported would have opened it for 5 s, and this
+    # app's breaker is read by its behaviour (the circuit gauge is the process's, shared
+    # with every other test's app in this process)
     assert after.status_code == 201
-    assert CIRCUIT_CLOSED in metrics
     assert catalog.stock[1] == 7
 
 
