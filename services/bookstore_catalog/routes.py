@@ -122,33 +122,26 @@ async def list_books(request: Request) -> Response:
     `total_exact` is false.
     """
     query = read_query(BookQuery, request)
-    sort, offset, cursor = query.sort, query.offset, query.cursor
-    # Validated by BookQuery; BookFilters holds the values as they are.
+    # Validated by BookQuery; BookFilters holds its filters as they are.
     filters = BookFilters.model_construct(
-        q=query.q,
-        title=query.title,
-        author=query.author,
-        isbn=query.isbn,
-        min_price=query.min_price,
-        max_price=query.max_price,
-        in_stock=query.in_stock,
+        **{name: getattr(query, name) for name in BookFilters.model_fields}
     )
-    if sort == "relevance" and not filters.q:
+    if query.sort == "relevance" and not filters.q:
         raise _invalid_query("sort", "sort=relevance ranks matches of q: give q, or sort=id")
     after = None
-    if cursor is not None:
-        if offset is not None:
+    if query.cursor is not None:
+        if query.offset is not None:
             raise _invalid_query("cursor", "give cursor or offset, not both")
         try:
-            after = decode_cursor(cursor, filters, sort)
+            after = decode_cursor(query.cursor, filters, query.sort)
         except InvalidCursorError as error:
             raise _invalid_query("cursor", f"cursor {error}") from None
     settings: CatalogSettings = request.app.state.settings
     search_request = SearchRequest(
         filters=filters,
-        sort=sort,
+        sort=query.sort,
         limit=query.limit,
-        offset=offset or 0,
+        offset=query.offset or 0,
         after=after,
         count_limit=settings.search_count_limit,
     )
