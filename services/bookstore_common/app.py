@@ -59,9 +59,7 @@ def create_service_app(
         engine_size, raw_size = settings.database_pool_size, 0
     engine = create_engine(settings, pool_size=engine_size)
     database = Database(
-        create_autocommit_engine(engine),
-        acquire_timeout=settings.database_pool_timeout,
-        engine_pool_size=engine_size,
+        create_autocommit_engine(engine), acquire_timeout=settings.database_pool_timeout
     )
 
     @asynccontextmanager

@@ -18,6 +18,7 @@ import asyncpg  # type: ignore[import-untyped]
 from fastapi import Request
 from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.pool import QueuePool
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.util import greenlet_spawn
@@ -93,7 +94,6 @@ class Database:
     pool: Any = None  # asyncpg.Pool | None (asyncpg has no type hints)
     acquire_timeout: float = 10.0
     gate: asyncio.Semaphore | None = None
-    engine_pool_size: int = 1
     engine_gate: asyncio.Semaphore | None = None
 
     def open(self, pool: Any) -> None:
@@ -121,7 +121,9 @@ class Database:
         search's p99 (~680 ms of 64 connections, ~130 ms through the gate) was the wait.
         """
         if self.engine_gate is None:  # made on first use: bound to the serving loop
-            self.engine_gate = asyncio.Semaphore(self.engine_pool_size)
+            pool = self.engine.pool
+            assert isinstance(pool, QueuePool), "a PostgreSQL engine has a fixed-size pool"
+            self.engine_gate = asyncio.Semaphore(pool.size())
         return RawCheckout(_EnginePool(self.engine), self.engine_gate, self.acquire_timeout)
 
 
