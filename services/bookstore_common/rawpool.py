@@ -24,6 +24,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.util import greenlet_spawn
 
 from bookstore_common.settings import ServiceSettings
+from bookstore_common.turns import take_turn
 
 _DIALECT = PGDialect_asyncpg()  # type: ignore[no-untyped-call]
 
@@ -168,11 +169,7 @@ class RawCheckout:
     async def __aenter__(self) -> Any:
         """Take a free connection, or wait for one (TimeoutError after the pool timeout)."""
         gate = self._gate
-        if gate.locked():
-            async with asyncio.timeout(self._timeout):
-                await gate.acquire()
-        else:
-            await gate.acquire()  # returns at once: a slot is free
+        await take_turn(gate, self._timeout)
         try:
             self._connection = await self._pool.acquire()
         except BaseException:

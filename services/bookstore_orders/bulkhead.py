@@ -14,6 +14,8 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
+from bookstore_common.turns import take_turn
+
 
 class BulkheadFullError(Exception):
     """No turn came free before the caller's deadline."""
@@ -34,19 +36,15 @@ class Bulkhead:
     async def turn(self, patience: float) -> AsyncIterator[None]:
         """Hold a turn for the block; BulkheadFullError when none comes within `patience`
         seconds (a turn handed over as the wait ends goes to the next in line)."""
-        if self._turns.locked():
-            if patience <= 0:
-                raise BulkheadFullError
-            self.waiting += 1
-            try:
-                async with asyncio.timeout(patience):
-                    await self._turns.acquire()
-            except TimeoutError:
-                raise BulkheadFullError from None
-            finally:
-                self.waiting -= 1
-        else:
-            await self._turns.acquire()  # returns at once: a turn is free
+        if patience <= 0 and self._turns.locked():
+            raise BulkheadFullError
+        self.waiting += 1
+        try:
+            await take_turn(self._turns, patience)
+        except TimeoutError:
+            raise BulkheadFullError from None
+        finally:
+            self.waiting -= 1
         self.in_flight += 1
         try:
             yield
