@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 
 import httpx
-import psycopg
 from bookstore_catalog.app import create_app as create_catalog_app
 from bookstore_catalog.config import CatalogSettings
 
@@ -17,6 +16,7 @@ from tests.services.catalog.books import (
     while_the_connection_is_held,
 )
 from tests.services.catalog.test_reservation_batching import reserver, stock
+from tests.services.catalog.test_reservation_references import active_reservations
 from tests.services.conftest import CATALOG_AUTH
 
 
@@ -99,17 +99,5 @@ async def test_two_catalog_processes_racing_at_one_book_take_exactly_its_copies(
     assert {r.status_code for r in responses} <= {201, 409}
     assert taken == 30 - stock_in_database(catalog_database_url, hot)
     assert taken >= 28  # a 2 or 3 no longer fits only when fewer copies are left
-    held = _held_in_database(catalog_database_url, hot)
+    held = sum(quantity for _, quantity in active_reservations(catalog_database_url, hot))
     assert held == taken
-
-
-def _held_in_database(url: str, book_id: int) -> int:
-    """Copies the book's active reservations hold."""
-    with psycopg.connect(url) as connection:
-        row = connection.execute(
-            "SELECT coalesce(sum(quantity), 0) FROM reservations "
-            "WHERE book_id = %s AND released_at IS NULL",
-            (book_id,),
-        ).fetchone()
-    assert row is not None
-    return int(row[0])
