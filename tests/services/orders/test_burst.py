@@ -19,7 +19,12 @@ from tests.services.orders.conftest import (
     start_orders_server,
 )
 from tests.services.orders.test_orders_api import order_body
-from tests.services.orders.test_with_live_catalog import create_book, reservations_of, stock_of
+from tests.services.orders.test_with_live_catalog import (
+    create_book,
+    order_one_copy_at_once,
+    reservations_of,
+    stock_of,
+)
 
 CIRCUIT_CLOSED = "bookstore_orders_catalog_circuit_state 0.0"
 CIRCUIT_OPEN = "bookstore_orders_catalog_circuit_state 2.0"
@@ -46,14 +51,8 @@ async def test_two_hundred_orders_at_once_for_fifty_copies_are_all_answered_201_
 async def _race(live_orders: LiveOrders, live_catalog: LiveCatalog) -> None:
     """200 one-copy orders at once at a book with 50 copies, as the bench's check does."""
     book_id = await create_book(live_catalog, quantity=50)
-    body = order_body(items=[{"book_id": book_id, "quantity": 1}])
-    limits = httpx.Limits(max_connections=200)
-    async with httpx.AsyncClient(
-        base_url=live_orders.base_url, limits=limits, timeout=60
-    ) as client:
-        responses = await asyncio.gather(
-            *(client.post("/orders", json=body, headers=AUTH) for _ in range(200))
-        )
+    responses = await order_one_copy_at_once(live_orders, book_id, orders=200, http_timeout=60)
+    async with httpx.AsyncClient(base_url=live_orders.base_url, timeout=60) as client:
         metrics = [(await client.get("/metrics")).text for _ in range(4)]
     statuses = sorted(response.status_code for response in responses)
     assert statuses == [201] * 50 + [409] * 150, [r.text for r in responses if r.status_code > 409]

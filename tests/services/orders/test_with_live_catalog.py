@@ -43,6 +43,20 @@ async def create_book(live: LiveCatalog, quantity: int, price: str = "12.34") ->
     return book_id
 
 
+async def order_one_copy_at_once(
+    live_orders: LiveOrders, book_id: int, orders: int, http_timeout: float
+) -> list[httpx.Response]:
+    """`orders` one-copy orders of a book, sent at once, each on a connection of its own."""
+    body = order_body(items=[{"book_id": book_id, "quantity": 1}])
+    limits = httpx.Limits(max_connections=orders)
+    async with httpx.AsyncClient(
+        base_url=live_orders.base_url, limits=limits, timeout=http_timeout
+    ) as client:
+        return await asyncio.gather(
+            *(client.post("/orders", json=body, headers=AUTH) for _ in range(orders))
+        )
+
+
 async def stock_of(live: LiveCatalog, book_id: int) -> int:
     """Copies of a book in stock, as catalog reports them."""
     async with httpx.AsyncClient(base_url=live.base_url) as client:
@@ -75,14 +89,7 @@ async def test_fifty_concurrent_orders_for_the_last_ten_copies_confirm_exactly_t
     live_orders: LiveOrders, live_catalog: LiveCatalog
 ) -> None:
     book_id = await create_book(live_catalog, quantity=10)
-    body = order_body(items=[{"book_id": book_id, "quantity": 1}])
-    limits = httpx.Limits(max_connections=50)
-    async with httpx.AsyncClient(
-        base_url=live_orders.base_url, limits=limits, timeout=30
-    ) as client:
-        responses = await asyncio.gather(
-            *(client.post("/orders", json=body, headers=AUTH) for _ in range(50))
-        )
+    responses = await order_one_copy_at_once(live_orders, book_id, orders=50, http_timeout=30)
     statuses = sorted(response.status_code for response in responses)
     assert statuses == [201] * 10 + [409] * 40
     losers = [r for r in responses if r.status_code == 409]
